@@ -1,0 +1,118 @@
+//! Configuration: every setting is a flag with an environment variable, documented in
+//! `pulsebus serve --help`. Defaults suit a developer machine.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Settings of `pulsebus serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeConfig {
+    /// Address the gRPC server listens on.
+    #[arg(long, env = "PULSEBUS_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+
+    #[command(flatten)]
+    pub limits: Limits,
+
+    /// How long a graceful shutdown waits for in-flight requests before giving up.
+    #[arg(long, env = "PULSEBUS_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+/// Where the database is, and how to talk to it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseConfig {
+    /// PostgreSQL URL, e.g. postgres://user:pass@host:5432/pulsebus. When unset, a
+    /// private PostgreSQL is started from the machine's binaries under --data-dir.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Directory for the private PostgreSQL (used only without DATABASE_URL); its
+    /// cluster is in DATA_DIR/postgres and its log in DATA_DIR/postgres/postgres.log.
+    #[arg(long, env = "PULSEBUS_DATA_DIR", default_value = ".pulsebus")]
+    pub data_dir: PathBuf,
+
+    /// Most connections this server opens to PostgreSQL.
+    #[arg(long, env = "PULSEBUS_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+
+    /// How long a request waits for a database connection before failing with UNAVAILABLE.
+    #[arg(long, env = "PULSEBUS_DB_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub db_timeout: Duration,
+}
+
+/// Size limits on what clients may send.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct Limits {
+    /// Largest encoded event accepted, in bytes.
+    #[arg(long, env = "PULSEBUS_MAX_EVENT_BYTES", default_value_t = 1024 * 1024)]
+    pub max_event_bytes: usize,
+
+    /// Largest encoded request accepted, in bytes.
+    #[arg(long, env = "PULSEBUS_MAX_REQUEST_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_request_bytes: usize,
+
+    /// Most events in one Publish request.
+    #[arg(long, env = "PULSEBUS_MAX_BATCH_EVENTS", default_value_t = 1000)]
+    pub max_batch_events: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_event_bytes: 1024 * 1024,
+            max_request_bytes: 8 * 1024 * 1024,
+            max_batch_events: 1000,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Defaults for a server on `listen` using `database_url`; tests start from this.
+    pub fn new(listen: SocketAddr, database_url: String) -> Self {
+        Self {
+            listen,
+            database: DatabaseConfig {
+                database_url: Some(database_url),
+                data_dir: PathBuf::from(".pulsebus"),
+                db_max_connections: 16,
+                db_timeout: Duration::from_secs(5),
+            },
+            limits: Limits::default(),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `scheme://user:secret@host/db` with the secret replaced, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_url_hides_the_password_only() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/pulsebus"),
+            "postgres://app:***@db:5432/pulsebus"
+        );
+        assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+}

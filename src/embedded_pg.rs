@@ -1,0 +1,362 @@
+//! A private PostgreSQL cluster run from the machine's own PostgreSQL binaries, so that
+//! `pulsebus serve` works with no `DATABASE_URL` and the tests need no database set up.
+//!
+//! We drive `initdb`/`pg_ctl` ourselves instead of using an embedded-Postgres crate
+//! because those download PostgreSQL at build or run time, which fails offline and is
+//! not what a Debian/Ubuntu operator expects. PostgreSQL refuses to run as root, so as
+//! root every command runs as the unprivileged `postgres` user.
+//!
+//! Layout under the cluster root: `data/` (the cluster), `run/` (its socket),
+//! `postgres.log`, and `setup.lock`, which serialises init/start between processes.
+
+use std::fs::{self, File};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use nix::unistd::{Uid, User};
+
+/// Why the private PostgreSQL could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    /// No `initdb`/`pg_ctl` anywhere we looked.
+    #[error(
+        "no PostgreSQL binaries found (looked in PATH, `pg_config --bindir` and \
+         /usr/lib/postgresql/*/bin): install them (Debian/Ubuntu: `apt-get install \
+         postgresql`) or set DATABASE_URL to an existing PostgreSQL"
+    )]
+    BinariesNotFound,
+    /// Running as root, but there is no unprivileged `postgres` user to run as.
+    #[error(
+        "PostgreSQL refuses to run as root and there is no `postgres` user to run it as: \
+         create one (`useradd --system postgres`) or set DATABASE_URL"
+    )]
+    NoPostgresUser,
+    /// A file-system step failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What we were doing.
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// `initdb`, `pg_ctl` or a helper exited with an error.
+    #[error("`{program}` failed: {detail} (PostgreSQL log: {log})")]
+    Command {
+        /// The program that failed.
+        program: String,
+        /// Its stderr/stdout, trimmed.
+        detail: String,
+        /// Where the server log is.
+        log: PathBuf,
+    },
+    /// Another live server holds the data directory.
+    #[error(
+        "data directory {path} is in use by another pulsebus server: stop it, choose \
+         another --data-dir, or run replicas against one PostgreSQL via DATABASE_URL"
+    )]
+    InUse {
+        /// The data directory.
+        path: PathBuf,
+    },
+}
+
+type Result<T> = std::result::Result<T, EmbeddedError>;
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> EmbeddedError {
+    let path = path.to_path_buf();
+    move |source| EmbeddedError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// A PostgreSQL cluster kept under one directory, started on demand and shareable by
+/// several processes (the test harness shares one across all tests).
+#[derive(Debug, Clone)]
+pub struct PgCluster {
+    bin_dir: PathBuf,
+    root: PathBuf,
+    run_as: Option<User>,
+    settings: Vec<(String, String)>,
+}
+
+impl PgCluster {
+    /// Locates the PostgreSQL binaries and the user to run them as; touches nothing yet.
+    pub fn new(root: &Path) -> Result<Self> {
+        let bin_dir = find_bin_dir().ok_or(EmbeddedError::BinariesNotFound)?;
+        let run_as = if Uid::effective().is_root() {
+            let user = User::from_name("postgres").ok().flatten();
+            Some(user.ok_or(EmbeddedError::NoPostgresUser)?)
+        } else {
+            None
+        };
+        let root = std::path::absolute(root).map_err(io_err("resolve", root))?;
+        Ok(Self {
+            bin_dir,
+            root,
+            run_as,
+            settings: Vec::new(),
+        })
+    }
+
+    /// Adds a server setting (`-c name=value`) used when this process starts the cluster.
+    pub fn with_setting(mut self, name: &str, value: &str) -> Self {
+        self.settings.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The cluster's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    /// The server log, where PostgreSQL's own messages go.
+    pub fn log_file(&self) -> PathBuf {
+        self.root.join("postgres.log")
+    }
+
+    /// Initialises the cluster if new and starts it if not running (adopting one left
+    /// running by a killed process); returns the port it listens on.
+    pub fn ensure_running(&self) -> Result<u16> {
+        self.prepare_dirs()?;
+        let lock_path = self.root.join("setup.lock");
+        let lock = File::create(&lock_path).map_err(io_err("create", &lock_path))?;
+        lock.lock().map_err(io_err("lock", &lock_path))?;
+        if !self.data_dir().join("PG_VERSION").exists() {
+            self.initdb()?;
+        }
+        if let Some(port) = self.running_port() {
+            return Ok(port);
+        }
+        self.start()
+    }
+
+    /// Stops the cluster (fast shutdown: active sessions are ended, data is safe).
+    pub fn stop(&self) -> Result<()> {
+        if self.running_port().is_none() {
+            return Ok(());
+        }
+        let data = self.data_dir();
+        let out = self.run(
+            "pg_ctl",
+            &["-D", path_str(&data), "-m", "fast", "-w", "stop"],
+        )?;
+        self.check("pg_ctl stop", out)
+    }
+
+    /// The port of the postmaster serving this data directory, if one is alive.
+    ///
+    /// `pg_ctl status` checks that the pid in `postmaster.pid` is alive, so a stale
+    /// file left by a SIGKILL is not mistaken for a running server.
+    fn running_port(&self) -> Option<u16> {
+        let data = self.data_dir();
+        let status = self
+            .run("pg_ctl", &["-D", path_str(&data), "status"])
+            .ok()?;
+        if !status.status.success() {
+            return None;
+        }
+        let pid_file = fs::read_to_string(data.join("postmaster.pid")).ok()?;
+        pid_file.lines().nth(3)?.trim().parse().ok()
+    }
+
+    fn prepare_dirs(&self) -> Result<()> {
+        for dir in [self.root.clone(), self.root.join("run")] {
+            fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+            self.give_to_run_as(&dir)?;
+        }
+        Ok(())
+    }
+
+    fn give_to_run_as(&self, path: &Path) -> Result<()> {
+        if let Some(user) = &self.run_as {
+            std::os::unix::fs::chown(path, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
+                .map_err(io_err("chown", path))?;
+        }
+        Ok(())
+    }
+
+    fn initdb(&self) -> Result<()> {
+        let data = self.data_dir();
+        tracing::info!(data_dir = %data.display(), "initialising private PostgreSQL cluster");
+        let args = [
+            "-D",
+            path_str(&data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+        ];
+        let out = self.run("initdb", &[&args[..], &["--no-instructions"]].concat())?;
+        self.check("initdb", out)
+    }
+
+    fn start(&self) -> Result<u16> {
+        let port = free_port().map_err(io_err("pick a free port for", &self.root))?;
+        let data = self.data_dir();
+        let log = self.log_file();
+        let mut opts = format!(
+            "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{}'",
+            self.root.join("run").display()
+        );
+        for (name, value) in &self.settings {
+            opts.push_str(&format!(" -c {name}={value}"));
+        }
+        tracing::info!(port, log = %log.display(), "starting private PostgreSQL");
+        let args = [
+            "-D",
+            path_str(&data),
+            "-l",
+            path_str(&log),
+            "-w",
+            "-t",
+            "60",
+        ];
+        let out = self.run("pg_ctl", &[&args[..], &["-o", &opts, "start"]].concat())?;
+        self.check("pg_ctl start", out)?;
+        Ok(port)
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Result<Output> {
+        let path = self.bin_dir.join(program);
+        let mut cmd = Command::new(&path);
+        cmd.args(args).env("LC_ALL", "C").current_dir(&self.root);
+        if let Some(user) = &self.run_as {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+        }
+        cmd.output().map_err(io_err("run", &path))
+    }
+
+    fn check(&self, program: &str, out: Output) -> Result<()> {
+        if out.status.success() {
+            return Ok(());
+        }
+        let text = [out.stderr, out.stdout].concat();
+        Err(EmbeddedError::Command {
+            program: program.to_owned(),
+            detail: String::from_utf8_lossy(&text).trim().to_owned(),
+            log: self.log_file(),
+        })
+    }
+}
+
+/// The private PostgreSQL of one `pulsebus serve`: the data directory is locked for
+/// this process's lifetime (the OS drops the lock if the process dies, even by
+/// SIGKILL), so a second server on it fails clearly instead of fighting over it.
+#[derive(Debug)]
+pub struct EmbeddedPostgres {
+    cluster: PgCluster,
+    port: u16,
+    _owner: File,
+}
+
+impl EmbeddedPostgres {
+    /// Takes the data directory and makes sure its cluster runs.
+    pub fn start(data_dir: &Path) -> Result<Self> {
+        fs::create_dir_all(data_dir).map_err(io_err("create", data_dir))?;
+        let owner_path = data_dir.join("server.lock");
+        let owner = File::create(&owner_path).map_err(io_err("create", &owner_path))?;
+        if owner.try_lock().is_err() {
+            return Err(EmbeddedError::InUse {
+                path: data_dir.to_path_buf(),
+            });
+        }
+        let cluster = PgCluster::new(&data_dir.join("postgres"))?;
+        let port = cluster.ensure_running()?;
+        Ok(Self {
+            cluster,
+            port,
+            _owner: owner,
+        })
+    }
+
+    /// The port the cluster listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A connection URL for the `postgres` database of this cluster.
+    pub fn database_url(&self) -> String {
+        cluster_url(self.port, "postgres")
+    }
+
+    /// Stops the cluster; called on graceful shutdown.
+    pub fn stop(&self) -> Result<()> {
+        tracing::info!("stopping private PostgreSQL");
+        self.cluster.stop()
+    }
+}
+
+/// The URL of database `db` on a private cluster listening on `port`.
+pub fn cluster_url(port: u16, db: &str) -> String {
+    format!("postgres://postgres@127.0.0.1:{port}/{db}")
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap_or_default()
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn find_bin_dir() -> Option<PathBuf> {
+    let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
+    let from_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>());
+    let from_pg_config = Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    from_path
+        .chain(from_pg_config)
+        .chain(debian_bin_dirs())
+        .find(|dir| has_tools(dir))
+}
+
+/// `/usr/lib/postgresql/<version>/bin`, newest version first.
+fn debian_bin_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse().ok()?;
+            Some((version, e.path().join("bin")))
+        })
+        .collect();
+    dirs.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
+    dirs.into_iter().map(|(_, d)| d).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binaries_are_found_on_this_machine() {
+        assert!(
+            find_bin_dir().is_some(),
+            "install PostgreSQL to run the tests"
+        );
+    }
+
+    #[test]
+    fn a_second_server_on_the_same_data_dir_is_refused_while_the_first_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = File::create(dir.path().join("server.lock")).unwrap();
+        lock.try_lock().unwrap();
+        let err = EmbeddedPostgres::start(dir.path()).unwrap_err();
+        assert!(matches!(err, EmbeddedError::InUse { .. }), "{err}");
+    }
+}

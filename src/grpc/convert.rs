@@ -1,0 +1,85 @@
+//! The log's types on the wire.
+
+use chrono::{DateTime, Utc};
+
+use crate::log::{Appended, Event, Payload, Record, TopicInfo};
+use crate::proto::pulsebus::v1 as pb;
+
+/// A chrono time as a protobuf timestamp.
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+impl From<Appended> for pb::PublishResult {
+    fn from(a: Appended) -> Self {
+        Self {
+            id: a.id.to_string(),
+            offset: a.offset,
+            duplicate: a.duplicate,
+            appended_at: Some(timestamp(a.appended_at)),
+        }
+    }
+}
+
+impl From<Record> for pb::Record {
+    fn from(r: Record) -> Self {
+        Self {
+            topic: r.topic,
+            offset: r.offset,
+            appended_at: Some(timestamp(r.appended_at)),
+            event: Some(r.event.into()),
+        }
+    }
+}
+
+impl From<Event> for pb::Event {
+    fn from(e: Event) -> Self {
+        let attributes = e
+            .attributes
+            .into_iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => (k, s),
+                other => (k, other.to_string()),
+            })
+            .collect();
+        Self {
+            id: e.id.to_string(),
+            r#type: e.event_type,
+            source: e.source,
+            subject: e.subject,
+            time: e.time.map(timestamp),
+            correlation_id: e.correlation_id,
+            causation_id: e.causation_id,
+            schema_version: e.schema_version as u32,
+            attributes,
+            content_type: e.content_type,
+            data: data(e.payload),
+        }
+    }
+}
+
+fn data(payload: Payload) -> Option<pb::event::Data> {
+    use pb::event::Data;
+    match payload {
+        Payload::None => None,
+        Payload::Binary(b) => Some(Data::BinaryData(b)),
+        Payload::Text(t) | Payload::Json(t) => Some(Data::TextData(t)),
+        Payload::Proto { type_url, value } => {
+            Some(Data::ProtoData(prost_types::Any { type_url, value }))
+        }
+    }
+}
+
+impl From<TopicInfo> for pb::TopicInfo {
+    fn from(t: TopicInfo) -> Self {
+        Self {
+            name: t.name,
+            head_offset: t.head,
+            event_count: t.event_count,
+            created_at: Some(timestamp(t.created_at)),
+        }
+    }
+}

@@ -1,0 +1,62 @@
+use uuid::Uuid;
+
+/// What can go wrong in the log layer.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The topic has never been published to.
+    #[error("topic '{topic}' does not exist")]
+    TopicNotFound {
+        /// The topic asked for.
+        topic: String,
+    },
+    /// An event id is already stored in another topic (ids are unique across topics).
+    #[error("event id {id} is already stored in topic '{other_topic}'")]
+    IdInOtherTopic {
+        /// The conflicting id.
+        id: Uuid,
+        /// Where it is stored.
+        other_topic: String,
+    },
+    /// PostgreSQL could not be reached or timed out; the caller may retry.
+    #[error("the database is unavailable: {source}")]
+    Unavailable {
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// Any other database failure: a bug or an operational problem, logged in full.
+    #[error("database error while {context}: {source}")]
+    Database {
+        /// What the log was doing.
+        context: &'static str,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+}
+
+impl LogError {
+    /// Classifies a driver error: connection trouble is retryable, the rest is not.
+    pub fn from_sqlx(context: &'static str, source: sqlx::Error) -> Self {
+        if is_unavailable(&source) {
+            Self::Unavailable { source }
+        } else {
+            Self::Database { context, source }
+        }
+    }
+}
+
+/// True when the error means "the database is not there right now".
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            // Class 57 (operator intervention: shutdown, crash) and 08 (connection).
+            .is_some_and(|c| c.starts_with("57") || c.starts_with("08")),
+        _ => false,
+    }
+}
+
+/// True when the error is a unique violation of the event id constraint.
+pub fn is_id_conflict(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.constraint() == Some("events_id_unique"))
+}

@@ -1,0 +1,161 @@
+//! Reading the log: pages by offset, topic heads and topic summaries.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use super::{Event, EventLog, LogError, Payload, Record, TopicInfo};
+
+const HEAD: &str = "SELECT head FROM topics WHERE name = $1";
+const LIST_TOPICS: &str = "SELECT name, head, created_at FROM topics ORDER BY name";
+
+/// Offsets from `$2` through `$3` (a head read before), optionally filtered by type.
+const PAGE: &str = r#"
+SELECT topic, "offset", appended_at, id, type, source, subject, time, correlation_id,
+       causation_id, schema_version, attributes, content_type, data_json::text AS data_json,
+       data_text, data_bytes, data_type
+FROM events
+WHERE topic = $1 AND "offset" >= $2 AND "offset" <= $3
+  AND (cardinality($4::text[]) = 0 OR type = ANY($4::text[]))
+ORDER BY "offset"
+LIMIT $5
+"#;
+
+/// A page request: which records of a topic to return.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageRequest<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// First offset to return (inclusive).
+    pub from: i64,
+    /// Last offset to consider (inclusive): usually the head read just before.
+    pub to: i64,
+    /// Keep only these event types; empty keeps all.
+    pub types: &'a [String],
+    /// Most records to return.
+    pub limit: i64,
+}
+
+impl EventLog {
+    /// The topic's head offset (0 when it holds no events), or `None` if it does not exist.
+    pub async fn head(&self, topic: &str) -> Result<Option<i64>, LogError> {
+        head(&self.pool, topic).await
+    }
+
+    /// Reads up to `limit` records from `from` (inclusive) and returns them with the
+    /// head they were read under. Unknown topics are `TopicNotFound`.
+    pub async fn read(
+        &self,
+        topic: &str,
+        from: i64,
+        limit: i64,
+        types: &[String],
+    ) -> Result<(Vec<Record>, i64), LogError> {
+        let head = self
+            .head(topic)
+            .await?
+            .ok_or_else(|| LogError::TopicNotFound {
+                topic: topic.to_owned(),
+            })?;
+        let page = PageRequest {
+            topic,
+            from,
+            to: head,
+            types,
+            limit,
+        };
+        Ok((self.page(&page).await?, head))
+    }
+
+    /// Reads one page of records in offset order.
+    pub async fn page(&self, req: &PageRequest<'_>) -> Result<Vec<Record>, LogError> {
+        let rows: Vec<RecordRow> = sqlx::query_as(PAGE)
+            .bind(req.topic)
+            .bind(req.from)
+            .bind(req.to)
+            .bind(req.types)
+            .bind(req.limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| LogError::from_sqlx("reading events", e))?;
+        Ok(rows.into_iter().map(Record::from).collect())
+    }
+
+    /// Every topic, by name.
+    pub async fn list_topics(&self) -> Result<Vec<TopicInfo>, LogError> {
+        let rows: Vec<(String, i64, DateTime<Utc>)> = sqlx::query_as(LIST_TOPICS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| LogError::from_sqlx("listing topics", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, head, created_at)| TopicInfo {
+                name,
+                head,
+                event_count: head,
+                created_at,
+            })
+            .collect())
+    }
+}
+
+/// The head of `topic`, through any executor (pool or an open transaction).
+pub async fn head(db: impl PgExecutor<'_>, topic: &str) -> Result<Option<i64>, LogError> {
+    sqlx::query_scalar(HEAD)
+        .bind(topic)
+        .fetch_optional(db)
+        .await
+        .map_err(|e| LogError::from_sqlx("reading a topic head", e))
+}
+
+#[derive(sqlx::FromRow)]
+struct RecordRow {
+    topic: String,
+    offset: i64,
+    appended_at: DateTime<Utc>,
+    id: Uuid,
+    #[sqlx(rename = "type")]
+    event_type: String,
+    source: String,
+    subject: String,
+    time: DateTime<Utc>,
+    correlation_id: String,
+    causation_id: String,
+    schema_version: i32,
+    attributes: sqlx::types::Json<serde_json::Map<String, serde_json::Value>>,
+    content_type: String,
+    data_json: Option<String>,
+    data_text: Option<String>,
+    data_bytes: Option<Vec<u8>>,
+    data_type: Option<String>,
+}
+
+impl From<RecordRow> for Record {
+    fn from(r: RecordRow) -> Self {
+        let payload = match (r.data_json, r.data_text, r.data_bytes, r.data_type) {
+            (Some(json), _, _, _) => Payload::Json(json),
+            (_, Some(text), _, _) => Payload::Text(text),
+            (_, _, Some(value), Some(type_url)) => Payload::Proto { type_url, value },
+            (_, _, Some(bytes), None) => Payload::Binary(bytes),
+            (None, None, None, _) => Payload::None,
+        };
+        Record {
+            topic: r.topic,
+            offset: r.offset,
+            appended_at: r.appended_at,
+            event: Event {
+                id: r.id,
+                event_type: r.event_type,
+                source: r.source,
+                subject: r.subject,
+                time: Some(r.time),
+                correlation_id: r.correlation_id,
+                causation_id: r.causation_id,
+                schema_version: r.schema_version,
+                attributes: r.attributes.0,
+                content_type: r.content_type,
+                payload,
+            },
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Code generated from `proto/` by build.rs, and the descriptor set that server
+//! reflection serves so grpcurl can encode and decode every message, EduPulse payloads
+//! included.
+
+/// The pulsebus API: the event envelope and the `EventBus` service.
+pub mod pulsebus {
+    /// Version 1 of the API; names are fixed, clients in other languages use them.
+    #[allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
+    pub mod v1 {
+        tonic::include_proto!("pulsebus.v1");
+    }
+}
+
+/// EduPulse domain events, sent as `Event.proto_data`.
+pub mod edupulse {
+    /// Namespace of the EduPulse event payloads.
+    pub mod events {
+        /// Version 1 of the EduPulse payloads.
+        pub mod v1 {
+            tonic::include_proto!("edupulse.events.v1");
+        }
+    }
+}
+
+/// Every file under `proto/` (and its well-known imports) as an encoded
+/// `FileDescriptorSet`, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));

@@ -1,0 +1,197 @@
+//! The gRPC server: EventBus, health and reflection on one listener, run until a
+//! shutdown future fires. `main` and the tests build it the same way.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic_health::server::HealthReporter;
+
+use crate::config::ServeConfig;
+use crate::db::{self, DbError};
+use crate::grpc::EventBusService;
+use crate::log::EventLog;
+use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::proto::pulsebus::v1::event_bus_server::EventBusServer;
+
+/// How often the health service checks that PostgreSQL answers.
+const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// Room above the request limit so oversized requests reach our own check, which names
+/// the limit, rather than the transport's.
+const DECODE_SLACK_BYTES: usize = 1024 * 1024;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Connecting or migrating failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Reflection could not load the descriptor set (a build problem).
+    #[error("cannot set up server reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed while serving.
+    #[error("gRPC transport error: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A bound, migrated server that is not serving yet.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    pool: PgPool,
+    config: ServeConfig,
+}
+
+impl Server {
+    /// Connects to `database_url`, applies migrations and binds the listen address.
+    pub async fn build(config: ServeConfig, database_url: &str) -> Result<Self, ServerError> {
+        let pool = db::connect(database_url, &config.database).await?;
+        db::migrate(&pool).await?;
+        let addr = config.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        Ok(Self {
+            listener,
+            pool,
+            config,
+        })
+    }
+
+    /// The address actually bound (tests bind port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
+    /// finish (up to the shutdown timeout) and closes the pool.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServerError> {
+        let token = CancellationToken::new();
+        let (reporter, health) = tonic_health::server::health_reporter();
+        let probe = tokio::spawn(probe_health(
+            self.pool.clone(),
+            reporter,
+            token.child_token(),
+        ));
+        let service = EventBusService::new(EventLog::new(self.pool.clone()), self.config.limits);
+        let max_decode = self.config.limits.max_request_bytes + DECODE_SLACK_BYTES;
+        let router = tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(reflection_v1()?)
+            .add_service(reflection_v1alpha()?)
+            .add_service(EventBusServer::new(service).max_decoding_message_size(max_decode));
+        tracing::info!(addr = %self.local_addr(), "pulsebus serving");
+        let serve = router.serve_with_incoming_shutdown(
+            TcpListenerStream::new(self.listener),
+            token.clone().cancelled_owned(),
+        );
+        let result = drain(serve, shutdown, &token, self.config.shutdown_timeout).await;
+        token.cancel();
+        let _ = probe.await;
+        self.pool.close().await;
+        tracing::info!("pulsebus stopped");
+        result
+    }
+}
+
+/// Runs `serve` until `shutdown` fires, then gives it `timeout` to finish.
+async fn drain(
+    serve: impl Future<Output = Result<(), tonic::transport::Error>>,
+    shutdown: impl Future<Output = ()>,
+    token: &CancellationToken,
+    timeout: Duration,
+) -> Result<(), ServerError> {
+    tokio::pin!(serve);
+    tokio::select! {
+        result = &mut serve => return Ok(result?),
+        () = shutdown => tracing::info!("shutting down: no new connections, finishing in-flight requests"),
+    }
+    token.cancel();
+    match tokio::time::timeout(timeout, serve).await {
+        Ok(result) => Ok(result?),
+        Err(_) => {
+            tracing::warn!(
+                ?timeout,
+                "in-flight requests did not finish in time; closing anyway"
+            );
+            Ok(())
+        }
+    }
+}
+
+fn reflection_v1() -> Result<
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    ServerError,
+> {
+    Ok(tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?)
+}
+
+/// grpcurl 1.8 speaks only the v1alpha reflection protocol.
+fn reflection_v1alpha() -> Result<
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+    ServerError,
+> {
+    Ok(tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?)
+}
+
+/// Reports SERVING only while PostgreSQL answers a trivial query.
+async fn probe_health(pool: PgPool, reporter: HealthReporter, token: CancellationToken) {
+    use tonic_health::ServingStatus;
+    let mut tick = tokio::time::interval(HEALTH_PROBE_INTERVAL);
+    let mut last = None;
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let up = tokio::time::timeout(
+            HEALTH_PROBE_INTERVAL,
+            sqlx::query("SELECT 1").execute(&pool),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        let status = if up {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        if last != Some(up) {
+            tracing::info!(database_up = up, "health changed");
+            last = Some(up);
+        }
+        reporter.set_service_status("", status).await;
+        reporter
+            .set_service_status("pulsebus.v1.EventBus", status)
+            .await;
+    }
+    reporter
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+}
