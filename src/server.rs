@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 
 use crate::config::ServeConfig;
@@ -98,10 +98,10 @@ impl Server {
             .add_service(reflection_v1alpha()?)
             .add_service(EventBusServer::new(service).max_decoding_message_size(max_decode));
         tracing::info!(addr = %self.local_addr(), "pulsebus serving");
-        let serve = router.serve_with_incoming_shutdown(
-            TcpListenerStream::new(self.listener),
-            token.clone().cancelled_owned(),
-        );
+        // Small request/response messages: without TCP_NODELAY, Nagle's algorithm and
+        // delayed ACKs add tens of milliseconds per call.
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        let serve = router.serve_with_incoming_shutdown(incoming, token.clone().cancelled_owned());
         let result = drain(serve, shutdown, &token, self.config.shutdown_timeout).await;
         token.cancel();
         let _ = probe.await;

@@ -4,7 +4,7 @@
 //! local PostgreSQL binaries under `target/tmp/`, shared by every test process (the
 //! first one starts it; `scripts/test` stops it at the end). Each server gets its own
 //! `test_<uuid>` database, so tests run in parallel.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 pub use pb::*;
+pub use pulsebus::proto::pulsebus::v1::event_bus_client::EventBusClient as Client;
 
 /// How long any wait in a test may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(20);
