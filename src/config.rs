@@ -18,6 +18,9 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub limits: Limits,
 
+    #[command(flatten)]
+    pub subscriptions: SubscriptionConfig,
+
     /// How long a graceful shutdown waits for in-flight requests before giving up.
     #[arg(long, env = "PULSEBUS_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
@@ -61,6 +64,28 @@ pub struct Limits {
     pub max_batch_events: usize,
 }
 
+/// How subscriptions behave.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct SubscriptionConfig {
+    /// How often an idle Subscribe stream gets a heartbeat.
+    #[arg(long, env = "PULSEBUS_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// How long a durable consumer's subscriber keeps its claim without renewing it:
+    /// a standby takes over a crashed server's consumer within 1.25 times this.
+    #[arg(long, env = "PULSEBUS_CONSUMER_LEASE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub consumer_lease: Duration,
+}
+
+impl Default for SubscriptionConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval: Duration::from_secs(5),
+            consumer_lease: Duration::from_secs(10),
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
@@ -83,6 +108,7 @@ impl ServeConfig {
                 db_timeout: Duration::from_secs(5),
             },
             limits: Limits::default(),
+            subscriptions: SubscriptionConfig::default(),
             shutdown_timeout: Duration::from_secs(10),
         }
     }

@@ -7,6 +7,7 @@
 use tonic::Status;
 
 use crate::log::LogError;
+use crate::subscribe::SubscribeError;
 
 /// Why a request failed, as the gRPC layer sees it.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,9 @@ pub enum ApiError {
     /// The event log failed.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// A subscription, ack, seek or consumer operation failed.
+    #[error(transparent)]
+    Subscribe(#[from] SubscribeError),
 }
 
 impl ApiError {
@@ -61,12 +65,27 @@ impl From<ApiError> for Status {
             ApiError::Invalid { .. } => Status::invalid_argument(message),
             ApiError::TooLarge { .. } => Status::resource_exhausted(message),
             ApiError::NotImplemented { .. } => Status::unimplemented(message),
-            ApiError::Log(log) => log_status(log, message),
+            ApiError::Log(log) => log_status(&log, message),
+            ApiError::Subscribe(sub) => subscribe_status(sub, message),
         }
     }
 }
 
-fn log_status(err: LogError, message: String) -> Status {
+fn subscribe_status(err: SubscribeError, message: String) -> Status {
+    match err {
+        SubscribeError::ConsumerNotFound { .. } => Status::not_found(message),
+        SubscribeError::Ephemeral
+        | SubscribeError::AckPastHead { .. }
+        | SubscribeError::StartPastHead { .. }
+        | SubscribeError::ConsumerAttached { .. } => Status::failed_precondition(message),
+        SubscribeError::LeaseLost { .. } => Status::aborted(message),
+        SubscribeError::ShuttingDown => Status::unavailable(message),
+        SubscribeError::Log(log) => log_status(&log, message),
+        SubscribeError::SharedLog(log) => log_status(&log, message),
+    }
+}
+
+fn log_status(err: &LogError, message: String) -> Status {
     match err {
         LogError::TopicNotFound { .. } => Status::not_found(message),
         LogError::IdInOtherTopic { .. } => Status::already_exists(message),
@@ -75,7 +94,7 @@ fn log_status(err: LogError, message: String) -> Status {
             Status::unavailable("the database is unavailable; retry later")
         }
         LogError::Database { context, source } => {
-            tracing::error!(error = %source, context, "database error");
+            tracing::error!(error = %source, context = *context, "database error");
             Status::internal(format!(
                 "internal error while {context}; see the server log"
             ))
@@ -132,6 +151,54 @@ mod tests {
             code(ApiError::NotImplemented { rpc: "X" }).0,
             Code::Unimplemented
         );
+    }
+
+    #[test]
+    fn subscription_errors_map_to_their_codes() {
+        let cases = [
+            (
+                SubscribeError::ConsumerNotFound {
+                    topic: "t".into(),
+                    consumer: "c".into(),
+                },
+                Code::NotFound,
+            ),
+            (SubscribeError::Ephemeral, Code::FailedPrecondition),
+            (
+                SubscribeError::AckPastHead {
+                    topic: "t".into(),
+                    offset: 9,
+                    head: 3,
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                SubscribeError::StartPastHead {
+                    topic: "t".into(),
+                    offset: 9,
+                    next: 4,
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                SubscribeError::ConsumerAttached {
+                    topic: "t".into(),
+                    consumer: "c".into(),
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                SubscribeError::LeaseLost {
+                    topic: "t".into(),
+                    consumer: "c".into(),
+                },
+                Code::Aborted,
+            ),
+            (SubscribeError::ShuttingDown, Code::Unavailable),
+        ];
+        for (err, expected) in cases {
+            assert_eq!(code(err).0, expected);
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`server`]: builds the gRPC server (EventBus, health, reflection) and runs it until shutdown.
 //! - [`grpc`]: the EventBus service: validates requests and converts to and from the wire.
 //! - [`error`]: every layer's errors mapped to a `tonic::Status` in one place.
+//! - [`subscribe`]: the subscription engine: streams, acks, seeks, consumer leases, doorbells.
 //! - [`log`]: the event log on PostgreSQL: appends with gapless offsets, reads, topics.
 //! - [`db`]: connecting to PostgreSQL and applying the migrations in `migrations/`.
 //! - [`embedded_pg`]: the private PostgreSQL used when no `DATABASE_URL` is given.
@@ -21,3 +22,4 @@ pub mod grpc;
 pub mod log;
 pub mod proto;
 pub mod server;
+pub mod subscribe;

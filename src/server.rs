@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -17,6 +18,7 @@ use crate::grpc::EventBusService;
 use crate::log::EventLog;
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::pulsebus::v1::event_bus_server::EventBusServer;
+use crate::subscribe::{Engine, SubscribeConfig};
 
 /// How often the health service checks that PostgreSQL answers.
 const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(2);
@@ -90,7 +92,13 @@ impl Server {
             reporter,
             token.child_token(),
         ));
-        let service = EventBusService::new(EventLog::new(self.pool.clone()), self.config.limits);
+        let log = EventLog::new(self.pool.clone());
+        let engine = Arc::new(Engine::start(
+            log.clone(),
+            self.subscribe_config(),
+            token.child_token(),
+        ));
+        let service = EventBusService::new(log, Arc::clone(&engine), self.config.limits);
         let max_decode = self.config.limits.max_request_bytes + DECODE_SLACK_BYTES;
         let router = tonic::transport::Server::builder()
             .add_service(health)
@@ -104,10 +112,22 @@ impl Server {
         let serve = router.serve_with_incoming_shutdown(incoming, token.clone().cancelled_owned());
         let result = drain(serve, shutdown, &token, self.config.shutdown_timeout).await;
         token.cancel();
+        engine.shutdown(self.config.shutdown_timeout).await;
         let _ = probe.await;
         self.pool.close().await;
         tracing::info!("pulsebus stopped");
         result
+    }
+}
+
+impl Server {
+    fn subscribe_config(&self) -> SubscribeConfig {
+        let flags = self.config.subscriptions;
+        SubscribeConfig {
+            heartbeat_interval: flags.heartbeat_interval,
+            consumer_lease: flags.consumer_lease,
+            ..SubscribeConfig::default()
+        }
     }
 }
 

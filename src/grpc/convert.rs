@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::log::{Appended, Event, Payload, Record, TopicInfo};
+use crate::log::{Appended, ConsumerInfo, Event, Payload, Record, TopicInfo};
 use crate::proto::pulsebus::v1 as pb;
+use crate::subscribe::Delivery;
 
 /// A chrono time as a protobuf timestamp.
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
@@ -80,6 +81,34 @@ impl From<TopicInfo> for pb::TopicInfo {
             head_offset: t.head,
             event_count: t.event_count,
             created_at: Some(timestamp(t.created_at)),
+        }
+    }
+}
+
+/// A consumer on the wire (the topic is not part of the log's summary).
+pub fn consumer_info(topic: &str, c: ConsumerInfo) -> pb::ConsumerInfo {
+    pb::ConsumerInfo {
+        topic: topic.to_owned(),
+        name: c.name,
+        committed_offset: c.committed,
+        lag: c.lag,
+        attached: c.attached,
+        updated_at: Some(timestamp(c.updated_at)),
+    }
+}
+
+impl From<Delivery> for pb::SubscribeResponse {
+    fn from(d: Delivery) -> Self {
+        use pb::subscribe_response::Message;
+        let message = match d {
+            Delivery::Record(r) => Message::Record((*r).into()),
+            Delivery::Heartbeat { head, committed } => Message::Heartbeat(pb::Heartbeat {
+                head_offset: head,
+                committed_offset: committed,
+            }),
+        };
+        Self {
+            message: Some(message),
         }
     }
 }

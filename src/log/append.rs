@@ -8,14 +8,13 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::error::is_id_conflict;
-use super::{Appended, Event, EventLog, LogError, Payload};
+use super::{Appended, ENSURE_TOPIC, Event, EventLog, LogError, Payload};
 
 /// How often an append is retried when a concurrent append to another topic stored one
 /// of its ids first (the retry then reports that precisely).
 const ID_CONFLICT_RETRIES: usize = 2;
 
 const LOCK_TOPIC: &str = "SELECT head, clock_timestamp() FROM topics WHERE name = $1 FOR UPDATE";
-const CREATE_TOPIC: &str = "INSERT INTO topics (name) VALUES ($1) ON CONFLICT DO NOTHING";
 const FIND_IDS: &str =
     r#"SELECT id, topic, "offset", appended_at FROM events WHERE id = ANY($1::uuid[])"#;
 
@@ -39,7 +38,7 @@ WITH inserted AS (
 ), moved AS (
     UPDATE topics SET head = $2 + $18 WHERE name = $1
 )
-SELECT pg_notify('pulsebus', $1 || ':' || ($2 + $18)::text), (SELECT count(*) FROM inserted)
+SELECT pg_notify('pulsebus_head', $1 || ':' || ($2 + $18)::text), (SELECT count(*) FROM inserted)
 "#;
 
 impl EventLog {
@@ -69,6 +68,7 @@ impl EventLog {
             insert(&mut tx, topic, head, now, &fresh).await?;
         }
         tx.commit().await.map_err(err("committing an append"))?;
+        self.heads.advance(topic, head + fresh.len() as i64);
         Ok(results)
     }
 }
@@ -83,7 +83,7 @@ async fn lock_topic(
     if let Some(row) = lock().fetch_optional(&mut **tx).await.map_err(err)? {
         return Ok(row);
     }
-    sqlx::query(CREATE_TOPIC)
+    sqlx::query(ENSURE_TOPIC)
         .bind(topic)
         .execute(&mut **tx)
         .await

@@ -2,9 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
+use tokio_stream::StreamExt;
 use uuid::Uuid;
 
 use super::{Event, EventLog, LogError, Payload, Record, TopicInfo};
+
+/// Most bytes one Read page carries: gRPC clients refuse replies over 4 MiB by default.
+const READ_BUDGET_BYTES: usize = 3 * 1024 * 1024;
 
 const HEAD: &str = "SELECT head FROM topics WHERE name = $1";
 const LIST_TOPICS: &str = "SELECT name, head, created_at FROM topics ORDER BY name";
@@ -34,6 +38,9 @@ pub struct PageRequest<'a> {
     pub types: &'a [String],
     /// Most records to return.
     pub limit: i64,
+    /// Stop adding records once their payloads and envelopes reach this many bytes
+    /// (the page always holds at least one record when any is available).
+    pub max_bytes: usize,
 }
 
 impl EventLog {
@@ -63,22 +70,30 @@ impl EventLog {
             to: head,
             types,
             limit,
+            max_bytes: READ_BUDGET_BYTES,
         };
         Ok((self.page(&page).await?, head))
     }
 
-    /// Reads one page of records in offset order.
+    /// Reads one page of records in offset order, holding at most `limit` records and
+    /// about `max_bytes` in memory: rows are streamed and the page closes at the budget.
     pub async fn page(&self, req: &PageRequest<'_>) -> Result<Vec<Record>, LogError> {
-        let rows: Vec<RecordRow> = sqlx::query_as(PAGE)
+        let mut rows = sqlx::query_as::<_, RecordRow>(PAGE)
             .bind(req.topic)
             .bind(req.from)
             .bind(req.to)
             .bind(req.types)
             .bind(req.limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| LogError::from_sqlx("reading events", e))?;
-        Ok(rows.into_iter().map(Record::from).collect())
+            .fetch(&self.pool);
+        let mut page = Vec::new();
+        let mut bytes = 0;
+        while bytes < req.max_bytes {
+            let Some(row) = rows.next().await else { break };
+            let row = row.map_err(|e| LogError::from_sqlx("reading events", e))?;
+            bytes += row.approximate_size();
+            page.push(Record::from(row));
+        }
+        Ok(page)
     }
 
     /// Every topic, by name.
@@ -128,6 +143,36 @@ struct RecordRow {
     data_text: Option<String>,
     data_bytes: Option<Vec<u8>>,
     data_type: Option<String>,
+}
+
+impl RecordRow {
+    /// Roughly what the record occupies in memory and on the wire.
+    fn approximate_size(&self) -> usize {
+        let strings = [
+            &self.topic,
+            &self.event_type,
+            &self.source,
+            &self.subject,
+            &self.correlation_id,
+            &self.causation_id,
+            &self.content_type,
+        ];
+        let payload = [
+            self.data_json.as_ref().map(String::len),
+            self.data_text.as_ref().map(String::len),
+            self.data_bytes.as_ref().map(Vec::len),
+            self.data_type.as_ref().map(String::len),
+        ];
+        let attributes: usize = self
+            .attributes
+            .0
+            .iter()
+            .map(|(k, v)| k.len() + v.to_string().len())
+            .sum();
+        128 + strings.iter().map(|s| s.len()).sum::<usize>()
+            + payload.iter().flatten().sum::<usize>()
+            + attributes
+    }
 }
 
 impl From<RecordRow> for Record {

@@ -243,3 +243,97 @@ pub async fn read_all(client: &mut EventBusClient<Channel>, topic: &str) -> Vec<
         records.extend(page.records);
     }
 }
+
+/// A Subscribe request for `topic`; tests adjust the rest.
+pub fn sub_req(topic: &str, consumer: &str) -> SubscribeRequest {
+    SubscribeRequest {
+        topic: topic.to_owned(),
+        consumer: consumer.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// Opens a subscription (panics on error).
+pub async fn subscribe(
+    client: &mut Client<Channel>,
+    req: SubscribeRequest,
+) -> tonic::Streaming<SubscribeResponse> {
+    client
+        .subscribe(req)
+        .await
+        .expect("subscribe succeeds")
+        .into_inner()
+}
+
+/// The next message of the stream, within [`WAIT`].
+pub async fn next_message(
+    stream: &mut tonic::Streaming<SubscribeResponse>,
+) -> subscribe_response::Message {
+    let message = tokio::time::timeout(WAIT, stream.message())
+        .await
+        .expect("a message arrives in time");
+    message
+        .expect("the stream is healthy")
+        .expect("the stream is open")
+        .message
+        .expect("a message body")
+}
+
+/// The next record, skipping heartbeats, within [`WAIT`].
+pub async fn next_record(stream: &mut tonic::Streaming<SubscribeResponse>) -> Record {
+    loop {
+        if let subscribe_response::Message::Record(r) = next_message(stream).await {
+            return r;
+        }
+    }
+}
+
+/// The next `n` records' offsets.
+pub async fn next_offsets(stream: &mut tonic::Streaming<SubscribeResponse>, n: usize) -> Vec<i64> {
+    let mut offsets = Vec::with_capacity(n);
+    for _ in 0..n {
+        offsets.push(next_record(stream).await.offset);
+    }
+    offsets
+}
+
+/// Waits for the next heartbeat and fails if a record comes first: with a short
+/// heartbeat interval this proves the server had nothing (more) to deliver.
+pub async fn expect_heartbeat(stream: &mut tonic::Streaming<SubscribeResponse>) -> Heartbeat {
+    match next_message(stream).await {
+        subscribe_response::Message::Heartbeat(h) => h,
+        subscribe_response::Message::Record(r) => {
+            panic!("expected a heartbeat, got record {}", r.offset)
+        }
+    }
+}
+
+/// Acks `offset` for `consumer` and returns the committed offset.
+pub async fn ack(client: &mut Client<Channel>, topic: &str, consumer: &str, offset: i64) -> i64 {
+    client
+        .ack(AckRequest {
+            topic: topic.to_owned(),
+            consumer: consumer.to_owned(),
+            offset,
+        })
+        .await
+        .expect("ack succeeds")
+        .into_inner()
+        .committed_offset
+}
+
+/// `n` events of type `t` with empty JSON payloads.
+pub fn events(t: &str, n: usize) -> Vec<Event> {
+    vec![event(t, "{}"); n]
+}
+
+/// A server whose idle streams heartbeat every 100 ms and whose consumer leases last 1 s.
+pub async fn quick_server() -> TestServer {
+    TestServer::start_with(quick).await
+}
+
+/// Short heartbeat and lease, for tests that wait on them.
+pub fn quick(c: &mut ServeConfig) {
+    c.subscriptions.heartbeat_interval = Duration::from_millis(100);
+    c.subscriptions.consumer_lease = Duration::from_secs(1);
+}

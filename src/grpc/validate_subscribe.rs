@@ -1,0 +1,179 @@
+//! Validation of the subscription RPCs' requests.
+
+use super::validate::{timestamp, topic, types};
+use crate::error::ApiError;
+use crate::proto::pulsebus::v1 as pb;
+use crate::subscribe::{Start, SubscribeParams};
+
+/// `max_in_flight` when the request leaves it 0.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1000;
+/// Largest `max_in_flight` accepted.
+pub const MAX_IN_FLIGHT: usize = 100_000;
+
+/// A consumer name: empty (none) or a name following the topic rules.
+fn consumer(name: &str) -> Result<Option<String>, ApiError> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    topic("consumer", name).map_err(|_| {
+        ApiError::invalid(
+            "consumer",
+            format!("consumer name {name:?} is invalid: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"),
+        )
+    })?;
+    Ok(Some(name.to_owned()))
+}
+
+/// A consumer name that must be present.
+fn required_consumer(name: &str) -> Result<String, ApiError> {
+    consumer(name)?.ok_or_else(|| ApiError::invalid("consumer", "is required"))
+}
+
+/// A start position; unset means earliest.
+fn start(position: Option<pb::StartPosition>) -> Result<Start, ApiError> {
+    use pb::start_position::Position;
+    Ok(match position.and_then(|p| p.position) {
+        None | Some(Position::Earliest(_)) => Start::Earliest,
+        Some(Position::Latest(_)) => Start::Latest,
+        Some(Position::Offset(offset)) if offset < 1 => {
+            return Err(ApiError::invalid(
+                "start.offset",
+                format!("{offset} is not an offset: offsets start at 1"),
+            ));
+        }
+        Some(Position::Offset(offset)) => Start::Offset { offset },
+        Some(Position::Time(t)) => Start::Time {
+            at: timestamp("start.time", &t)?,
+        },
+    })
+}
+
+/// Validates a Subscribe request.
+pub fn subscribe(req: pb::SubscribeRequest) -> Result<SubscribeParams, ApiError> {
+    topic("topic", &req.topic)?;
+    types("types", &req.types)?;
+    let max_in_flight = match req.max_in_flight as usize {
+        0 => DEFAULT_MAX_IN_FLIGHT,
+        n if n > MAX_IN_FLIGHT => {
+            return Err(ApiError::invalid(
+                "max_in_flight",
+                format!("{n} is above the maximum of {MAX_IN_FLIGHT}"),
+            ));
+        }
+        n => n,
+    };
+    Ok(SubscribeParams {
+        consumer: consumer(&req.consumer)?,
+        start: start(req.start)?,
+        topic: req.topic,
+        types: req.types,
+        max_in_flight,
+    })
+}
+
+/// Validates an Ack request: `(topic, consumer, offset)`; an empty consumer is left to
+/// the engine, which answers FAILED_PRECONDITION (ephemeral subscriptions keep no offset).
+pub fn ack(req: &pb::AckRequest) -> Result<Option<String>, ApiError> {
+    topic("topic", &req.topic)?;
+    if req.offset < 0 {
+        return Err(ApiError::invalid(
+            "offset",
+            format!("{} is negative", req.offset),
+        ));
+    }
+    consumer(&req.consumer)
+}
+
+/// Validates a Seek request; `start` is required.
+pub fn seek(req: pb::SeekRequest) -> Result<(String, String, Start), ApiError> {
+    topic("topic", &req.topic)?;
+    let consumer = required_consumer(&req.consumer)?;
+    if req.start.as_ref().is_none_or(|s| s.position.is_none()) {
+        return Err(ApiError::invalid(
+            "start",
+            "is required (earliest, latest, offset or time)",
+        ));
+    }
+    Ok((req.topic, consumer, start(req.start)?))
+}
+
+/// Validates a DeleteConsumer request.
+pub fn delete_consumer(req: pb::DeleteConsumerRequest) -> Result<(String, String), ApiError> {
+    topic("topic", &req.topic)?;
+    Ok((req.topic.clone(), required_consumer(&req.consumer)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(
+        consumer: &str,
+        max_in_flight: u32,
+        start: Option<pb::start_position::Position>,
+    ) -> pb::SubscribeRequest {
+        pb::SubscribeRequest {
+            topic: "t".into(),
+            consumer: consumer.into(),
+            start: start.map(|p| pb::StartPosition { position: Some(p) }),
+            types: vec![],
+            max_in_flight,
+        }
+    }
+
+    fn field(err: ApiError) -> String {
+        match err {
+            ApiError::Invalid { field, .. } => field,
+            other => panic!("expected an invalid field, got {other}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_earliest_ephemeral_and_1000_in_flight() {
+        let p = subscribe(sub("", 0, None)).unwrap();
+        assert_eq!(
+            (p.consumer, p.start, p.max_in_flight),
+            (None, Start::Earliest, 1000)
+        );
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        use pb::start_position::Position;
+        assert_eq!(
+            field(subscribe(sub("a b", 0, None)).unwrap_err()),
+            "consumer"
+        );
+        assert_eq!(
+            field(subscribe(sub("c", 0, Some(Position::Offset(0)))).unwrap_err()),
+            "start.offset"
+        );
+        assert_eq!(
+            field(subscribe(sub("c", 200_000, None)).unwrap_err()),
+            "max_in_flight"
+        );
+        let bad_time = prost_types::Timestamp {
+            seconds: 0,
+            nanos: -5,
+        };
+        assert_eq!(
+            field(subscribe(sub("c", 0, Some(Position::Time(bad_time)))).unwrap_err()),
+            "start.time"
+        );
+    }
+
+    #[test]
+    fn seek_needs_a_consumer_and_a_start() {
+        let req = |consumer: &str, start| pb::SeekRequest {
+            topic: "t".into(),
+            consumer: consumer.into(),
+            start,
+        };
+        let earliest = Some(pb::StartPosition {
+            position: Some(pb::start_position::Position::Earliest(Default::default())),
+        });
+        assert_eq!(field(seek(req("", earliest)).unwrap_err()), "consumer");
+        assert_eq!(field(seek(req("c", None)).unwrap_err()), "start");
+        assert!(seek(req("c", earliest)).is_ok());
+    }
+}

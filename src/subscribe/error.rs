@@ -1,0 +1,66 @@
+use std::sync::Arc;
+
+use crate::log::LogError;
+
+/// Why a subscription, Ack, Seek or consumer operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    /// No durable consumer of that name on the topic.
+    #[error(
+        "consumer '{consumer}' does not exist on topic '{topic}' (Subscribe or Seek creates it)"
+    )]
+    ConsumerNotFound {
+        /// The topic.
+        topic: String,
+        /// The consumer name.
+        consumer: String,
+    },
+    /// Ack was called without a consumer name.
+    #[error("consumer: Ack needs a durable consumer name; ephemeral subscriptions keep no offset")]
+    Ephemeral,
+    /// An ack for an offset the topic has not reached.
+    #[error("offset: {offset} is past the head of topic '{topic}' ({head})")]
+    AckPastHead {
+        /// The topic.
+        topic: String,
+        /// The offset acked.
+        offset: i64,
+        /// The topic's head.
+        head: i64,
+    },
+    /// A start position beyond the next offset to be appended.
+    #[error("start.offset: {offset} is past the next offset of topic '{topic}' ({next})")]
+    StartPastHead {
+        /// The topic.
+        topic: String,
+        /// The offset asked for.
+        offset: i64,
+        /// The next offset that will be appended.
+        next: i64,
+    },
+    /// DeleteConsumer on a consumer with an attached subscriber.
+    #[error("consumer '{consumer}' on topic '{topic}' has an attached subscriber: close it first")]
+    ConsumerAttached {
+        /// The topic.
+        topic: String,
+        /// The consumer name.
+        consumer: String,
+    },
+    /// Another subscriber took the consumer over (this one could not renew its lease).
+    #[error("consumer '{consumer}' on topic '{topic}' was taken over by another subscriber")]
+    LeaseLost {
+        /// The topic.
+        topic: String,
+        /// The consumer name.
+        consumer: String,
+    },
+    /// The server is shutting down; reconnect (to another replica) to resume.
+    #[error("the server is shutting down; reconnect to resume")]
+    ShuttingDown,
+    /// The event log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The event log failed for a batch of coalesced acks.
+    #[error(transparent)]
+    SharedLog(Arc<LogError>),
+}

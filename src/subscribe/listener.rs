@@ -1,0 +1,96 @@
+//! The LISTEN side of the doorbells: one connection per server process turns NOTIFYs
+//! from every replica into in-process wake-ups. A notification is only a hint: after a
+//! reconnect every head is re-read, and subscriptions re-check on their own timers, so
+//! a lost notification costs latency, never an event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgListener, PgNotification};
+use tokio_util::sync::CancellationToken;
+
+use super::signals::Signals;
+use crate::log::{CONSUMER_CHANNEL, EventLog, HEAD_CHANNEL, Position, RELEASE_CHANNEL};
+
+/// Pause between attempts while the database is unreachable.
+const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+
+/// Runs until `token` is cancelled, reconnecting as needed.
+pub async fn run(log: EventLog, signals: Arc<Signals>, token: CancellationToken) {
+    while !token.is_cancelled() {
+        match listen(&log).await {
+            Ok(listener) => serve(listener, &log, &signals, &token).await,
+            Err(e) => tracing::warn!(error = %e, "cannot LISTEN for notifications; retrying"),
+        }
+        tokio::select! {
+            _ = token.cancelled() => {}
+            _ = tokio::time::sleep(RECONNECT_DELAY) => {}
+        }
+    }
+}
+
+async fn listen(log: &EventLog) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(log.pool()).await?;
+    listener.ignore_pool_close_event(false);
+    listener
+        .listen_all([HEAD_CHANNEL, CONSUMER_CHANNEL, RELEASE_CHANNEL])
+        .await?;
+    Ok(listener)
+}
+
+/// Dispatches notifications until the listener fails or the token is cancelled.
+async fn serve(
+    mut listener: PgListener,
+    log: &EventLog,
+    signals: &Signals,
+    token: &CancellationToken,
+) {
+    resync_heads(log).await;
+    loop {
+        let next = tokio::select! {
+            _ = token.cancelled() => return,
+            next = listener.try_recv() => next,
+        };
+        match next {
+            Ok(Some(n)) => dispatch(&n, log, signals),
+            // The connection dropped and was re-established: notifications sent in
+            // between are lost, so re-read what they would have told us.
+            Ok(None) => resync_heads(log).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "notification listener failed; reconnecting");
+                return;
+            }
+        }
+    }
+}
+
+async fn resync_heads(log: &EventLog) {
+    match log.list_topics().await {
+        Ok(topics) => topics
+            .iter()
+            .for_each(|t| log.heads().advance(&t.name, t.head)),
+        Err(e) => tracing::warn!(error = %e, "cannot re-read topic heads"),
+    }
+}
+
+fn dispatch(n: &PgNotification, log: &EventLog, signals: &Signals) {
+    let mut parts = n.payload().split(':');
+    let (Some(topic), Some(second)) = (parts.next(), parts.next()) else {
+        return tracing::warn!(payload = n.payload(), "malformed notification");
+    };
+    match n.channel() {
+        HEAD_CHANNEL => {
+            if let Ok(head) = second.parse() {
+                log.heads().advance(topic, head);
+            }
+        }
+        CONSUMER_CHANNEL => {
+            let numbers = (parts.next().map(str::parse), parts.next().map(str::parse));
+            if let (Some(Ok(committed)), Some(Ok(epoch))) = numbers {
+                signals.moved(topic, second, Position { committed, epoch });
+            }
+        }
+        RELEASE_CHANNEL => signals.released(topic, second),
+        other => tracing::warn!(channel = other, "notification on an unexpected channel"),
+    }
+}
