@@ -5,6 +5,7 @@ mod common;
 mod e2e_support;
 
 use std::process::Output;
+use std::time::Duration;
 
 use common::TestServer;
 use e2e_support::{GRPCURL_TIMEOUT, describe, grpcurl, run};
@@ -56,6 +57,47 @@ fn int64(value: &Value) -> i64 {
             .as_i64()
             .unwrap_or_else(|| panic!("not an int64: {other}")),
     }
+}
+
+/// Runs `grpcurl -max-time <seconds>` on a Subscribe with the JSON `body` and returns
+/// every message it printed, in order. The stream never ends by itself, so grpcurl stops
+/// at the deadline: that (and only that) status is expected.
+async fn subscribe_for(server: &TestServer, body: &Value, seconds: u32) -> Vec<Value> {
+    let max_time = seconds.to_string();
+    let body = body.to_string();
+    let out = grpcurl_call(
+        server,
+        &["-max-time", &max_time, "-d", &body],
+        &["pulsebus.v1.EventBus/Subscribe"],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() || stderr.contains("Code: DeadlineExceeded"),
+        "grpcurl Subscribe ended with something other than its own deadline\n{}",
+        describe(&out)
+    );
+    serde_json::Deserializer::from_slice(&out.stdout)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| {
+            panic!(
+                "grpcurl Subscribe printed bad JSON ({e})\n{}",
+                describe(&out)
+            )
+        })
+}
+
+/// The records among streamed Subscribe messages (each is a record or a heartbeat).
+fn records(messages: &[Value]) -> Vec<&Value> {
+    messages
+        .iter()
+        .filter_map(|m| match (m.get("record"), m.get("heartbeat")) {
+            (Some(record), None) => Some(record),
+            (None, Some(_)) => None,
+            _ => panic!("neither exactly a record nor a heartbeat: {m}"),
+        })
+        .collect()
 }
 
 /// `grpcurl list` shows the EventBus, the health service and server reflection.
@@ -234,4 +276,97 @@ async fn the_health_check_says_serving() {
     let reply = call_ok(&server, "grpc.health.v1.Health/Check", &json!({})).await;
 
     assert_eq!(reply, json!({"status": "SERVING"}));
+}
+
+/// A durable Subscribe through grpcurl streams the stored records as JSON, offsets 1, 2,
+/// 3 in order with their event types, then heartbeats with the head while idle.
+#[tokio::test]
+async fn grpcurl_subscribe_streams_json_records() {
+    let server = TestServer::start_with(|c| {
+        c.subscriptions.heartbeat_interval = Duration::from_millis(200);
+    })
+    .await;
+    let types = ["lesson.published", "quiz.submitted", "lesson.archived"];
+    let mut client = server.client().await;
+    let events = types.iter().map(|t| common::event(t, "{}")).collect();
+    common::publish(&mut client, "lessons", events).await;
+
+    let messages = subscribe_for(
+        &server,
+        &json!({"topic": "lessons", "consumer": "grpcurl-reader"}),
+        3,
+    )
+    .await;
+
+    let records = records(&messages);
+    let got: Vec<(i64, &str)> = records
+        .iter()
+        .map(|r| {
+            (
+                int64(&r["offset"]),
+                r["event"]["type"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![(1, types[0]), (2, types[1]), (3, types[2])],
+        "{messages:#?}"
+    );
+    assert!(
+        records.iter().all(|r| r["topic"] == "lessons"),
+        "{messages:#?}"
+    );
+    let heartbeats: Vec<&Value> = messages.iter().filter_map(|m| m.get("heartbeat")).collect();
+    assert!(
+        !heartbeats.is_empty(),
+        "an idle stream heartbeats every 200 ms: {messages:#?}"
+    );
+    for heartbeat in heartbeats {
+        assert_eq!(int64(&heartbeat["headOffset"]), 3, "{messages:#?}");
+        assert_eq!(int64(&heartbeat["committedOffset"]), 0, "{messages:#?}");
+    }
+}
+
+/// Ack through grpcurl commits the consumer's offset, and ListConsumers through grpcurl
+/// shows it with the lag behind the head (int64s as JSON strings).
+#[tokio::test]
+async fn grpcurl_ack_commits_and_list_consumers_shows_the_offset_and_lag() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    common::publish(
+        &mut client,
+        "lessons",
+        common::events("lesson.published", 3),
+    )
+    .await;
+    let delivered = subscribe_for(
+        &server,
+        &json!({"topic": "lessons", "consumer": "grpcurl-reader"}),
+        2,
+    )
+    .await;
+    assert_eq!(records(&delivered).len(), 3, "{delivered:#?}");
+
+    let acked = call_ok(
+        &server,
+        "pulsebus.v1.EventBus/Ack",
+        &json!({"topic": "lessons", "consumer": "grpcurl-reader", "offset": 2}),
+    )
+    .await;
+    let listed = call_ok(
+        &server,
+        "pulsebus.v1.EventBus/ListConsumers",
+        &json!({"topic": "lessons"}),
+    )
+    .await;
+
+    assert_eq!(acked, json!({"committedOffset": "2"}));
+    let consumers = listed["consumers"].as_array().expect("consumers");
+    assert_eq!(consumers.len(), 1, "{listed}");
+    let consumer = &consumers[0];
+    assert_eq!(consumer["topic"], "lessons", "{listed}");
+    assert_eq!(consumer["name"], "grpcurl-reader", "{listed}");
+    assert_eq!(consumer["committedOffset"], "2", "{listed}");
+    assert_eq!(consumer["lag"], "1", "{listed}");
 }

@@ -279,13 +279,18 @@ pub async fn next_message(
         .expect("a message body")
 }
 
-/// The next record, skipping heartbeats, within [`WAIT`].
+/// The next record, skipping heartbeats, within [`WAIT`] in all.
 pub async fn next_record(stream: &mut tonic::Streaming<SubscribeResponse>) -> Record {
-    loop {
-        if let subscribe_response::Message::Record(r) = next_message(stream).await {
-            return r;
+    let skip_heartbeats = async {
+        loop {
+            if let subscribe_response::Message::Record(r) = next_message(stream).await {
+                return r;
+            }
         }
-    }
+    };
+    tokio::time::timeout(WAIT, skip_heartbeats)
+        .await
+        .expect("a record arrives in time")
 }
 
 /// The next `n` records' offsets.

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """End-to-end check of pulsebus from Python grpcio, the way an EduPulse service uses it.
 
-Generates stubs from the repository's proto/ into a temporary directory, then against a
-running server:
+Generates stubs from the repository's proto/ into a temporary directory, then runs one
+scenario against a running server.
+
+--scenario publish (the default):
 
 1. publishes a batch of 3 EduPulse events with explicit ids (a protobuf Any packing a
    QuizSubmitted, a JSON text payload, a binary payload) and expects offsets 1..3;
@@ -12,10 +14,27 @@ running server:
 5. times --count single-event publishes.
 
 Prints one JSON line to stdout: {"ok": true, "publishes": N, "seconds": s, "per_second": r}.
-On a failed check it prints {"ok": false, "error": ...} and the reason on stderr, and
-exits 1.
+
+--scenario consumer, a durable consumer that crashes and comes back:
+
+1. publishes 10 events;
+2. subscribes as consumer "py-consumer", reads offsets 1..5 (skipping heartbeats), acks
+   5 and cancels the stream;
+3. subscribes again as "py-consumer" and expects to resume at offset 6 (the standby
+   subscription takes over once the server released the first one's lease), reads
+   through 10, acks 10, and waits for an idle heartbeat that reports committed offset 10
+   and head 10 (no record may come before it);
+4. expects ListConsumers to show py-consumer attached with committed offset 10, lag 0;
+5. acks with an empty consumer and expects FAILED_PRECONDITION.
+
+Prints one JSON line to stdout: {"ok": true, "scenario": "consumer", "first": [...],
+"second": [...], "committed": 10, "lag": 0, "heartbeats": n}.
+
+On a failed check either scenario prints {"ok": false, "error": ...} and the reason on
+stderr, and exits 1.
 
 Usage: client.py --addr 127.0.0.1:50051 --topic e2e-python [--count 200]
+       client.py --addr 127.0.0.1:50051 --topic e2e-consumer --scenario consumer
 """
 
 from __future__ import annotations
@@ -30,6 +49,11 @@ from pathlib import Path
 
 # Per-RPC deadline, in seconds.
 DEADLINE = 10.0
+# Deadline of a Subscribe stream, in seconds: the whole time it may stay open, standby
+# included.
+STREAM_DEADLINE = 20.0
+# The durable consumer of the consumer scenario.
+CONSUMER = "py-consumer"
 REPO = Path(__file__).resolve().parents[2]
 QUIZ_URL = "type.googleapis.com/edupulse.events.v1.QuizSubmitted"
 
@@ -73,12 +97,10 @@ def generate_stubs(proto_dir: Path, out_dir: Path) -> None:
     check(code == 0, f"protoc failed with exit code {code}: {' '.join(args)}")
 
 
-def run(addr: str, topic: str, count: int) -> dict:
+def connect(addr: str):
+    """An open channel to addr and an EventBus stub on it."""
     import grpc
-    from google.protobuf import any_pb2, timestamp_pb2
 
-    from edupulse.events.v1 import events_pb2
-    from pulsebus.v1 import pulsebus_pb2 as pb
     from pulsebus.v1 import pulsebus_pb2_grpc
 
     channel = grpc.insecure_channel(addr)
@@ -86,7 +108,17 @@ def run(addr: str, topic: str, count: int) -> dict:
         grpc.channel_ready_future(channel).result(timeout=DEADLINE)
     except grpc.FutureTimeoutError:
         raise CheckFailed(f"cannot connect to {addr} within {DEADLINE}s") from None
-    bus = pulsebus_pb2_grpc.EventBusStub(channel)
+    return channel, pulsebus_pb2_grpc.EventBusStub(channel)
+
+
+def run(addr: str, topic: str, count: int) -> dict:
+    import grpc
+    from google.protobuf import any_pb2, timestamp_pb2
+
+    from edupulse.events.v1 import events_pb2
+    from pulsebus.v1 import pulsebus_pb2 as pb
+
+    channel, bus = connect(addr)
 
     def publish(events):
         return bus.Publish(pb.PublishRequest(topic=topic, events=events), timeout=DEADLINE).results
@@ -206,11 +238,138 @@ def run(addr: str, topic: str, count: int) -> dict:
     }
 
 
+def run_consumer(addr: str, topic: str) -> dict:
+    import grpc
+
+    from pulsebus.v1 import pulsebus_pb2 as pb
+
+    channel, bus = connect(addr)
+    heartbeats = 0
+
+    def read_records(call, n: int, what: str) -> list:
+        """The next n records of a Subscribe call, skipping heartbeats."""
+        nonlocal heartbeats
+        records = []
+        try:
+            for message in call:
+                kind = message.WhichOneof("message")
+                if kind == "heartbeat":
+                    heartbeats += 1
+                    continue
+                check(kind == "record", f"{what}: a message that is neither record nor heartbeat: {message}")
+                records.append(message.record)
+                if len(records) == n:
+                    return records
+        except grpc.RpcError as err:
+            got = [r.offset for r in records]
+            raise CheckFailed(f"{what}: stream failed after offsets {got}: {err.code()} {err.details()!r}") from None
+        raise CheckFailed(f"{what}: stream ended after offsets {[r.offset for r in records]}, want {n} records")
+
+    def await_heartbeat(call, committed: int, what: str):
+        """The first heartbeat reporting `committed`; no record may come before it."""
+        nonlocal heartbeats
+        try:
+            for message in call:
+                kind = message.WhichOneof("message")
+                check(kind == "heartbeat", f"{what}: got a {kind} while waiting for a heartbeat: {message}")
+                heartbeats += 1
+                if message.heartbeat.committed_offset == committed:
+                    return message.heartbeat
+        except grpc.RpcError as err:
+            raise CheckFailed(f"{what}: stream failed waiting for a heartbeat: {err.code()} {err.details()!r}") from None
+        raise CheckFailed(f"{what}: stream ended waiting for a heartbeat")
+
+    def check_records(records: list, first: int, what: str) -> list:
+        offsets = [r.offset for r in records]
+        want = list(range(first, first + len(records)))
+        check(offsets == want, f"{what}: offsets {offsets}, want {want}")
+        for r in records:
+            check(r.topic == topic, f"{what}: offset {r.offset}: topic {r.topic!r}")
+            check(r.event.type == "attendance.marked", f"{what}: offset {r.offset}: type {r.event.type!r}")
+            check(json.loads(r.event.text_data) == {"seq": r.offset}, f"{what}: offset {r.offset}: payload {r.event.text_data!r}")
+        return offsets
+
+    def ack(consumer: str, offset: int) -> int:
+        request = pb.AckRequest(topic=topic, consumer=consumer, offset=offset)
+        return bus.Ack(request, timeout=DEADLINE).committed_offset
+
+    def subscribe():
+        request = pb.SubscribeRequest(topic=topic, consumer=CONSUMER)
+        return bus.Subscribe(request, timeout=STREAM_DEADLINE)
+
+    # 1. Ten events, payload {"seq": offset}.
+    events = [
+        pb.Event(
+            type="attendance.marked",
+            source="e2e-python",
+            content_type="application/json",
+            text_data=json.dumps({"seq": seq}),
+        )
+        for seq in range(1, 11)
+    ]
+    results = bus.Publish(pb.PublishRequest(topic=topic, events=events), timeout=DEADLINE).results
+    offsets = [r.offset for r in results]
+    check(offsets == list(range(1, 11)), f"publish: offsets {offsets}, want 1..10")
+
+    # 2. The first subscriber handles 1..5, acks them and goes away.
+    call = subscribe()
+    first = check_records(read_records(call, 5, "first subscription"), 1, "first subscription")
+    committed = ack(CONSUMER, 5)
+    check(committed == 5, f"ack 5: committed_offset {committed}, want 5")
+    call.cancel()
+    check(call.code() == grpc.StatusCode.CANCELLED, f"first subscription after cancel: code {call.code()}")
+
+    # 3. The same consumer resumes right after its committed offset.
+    call = subscribe()
+    try:
+        second = check_records(read_records(call, 5, "second subscription"), 6, "second subscription")
+        committed = ack(CONSUMER, 10)
+        check(committed == 10, f"ack 10: committed_offset {committed}, want 10")
+        # Caught up: the idle stream heartbeats, soon with the new committed offset.
+        beat = await_heartbeat(call, 10, "second subscription")
+        check(beat.head_offset == 10, f"heartbeat: head_offset {beat.head_offset}, want 10")
+
+        # 4. The consumer's position, while its subscriber is still attached.
+        listed = bus.ListConsumers(pb.ListConsumersRequest(topic=topic), timeout=DEADLINE).consumers
+        names = [c.name for c in listed]
+        check(names == [CONSUMER], f"list consumers: names {names}, want [{CONSUMER!r}]")
+        info = listed[0]
+        check(info.topic == topic, f"list consumers: topic {info.topic!r}, want {topic!r}")
+        check(info.committed_offset == 10, f"list consumers: committed_offset {info.committed_offset}, want 10")
+        check(info.lag == 0, f"list consumers: lag {info.lag}, want 0")
+        check(info.attached, "list consumers: attached=False while the second subscription is open")
+    finally:
+        call.cancel()
+
+    # 5. An ephemeral subscriber has no offset to ack.
+    try:
+        ack("", 1)
+    except grpc.RpcError as err:
+        check(
+            err.code() == grpc.StatusCode.FAILED_PRECONDITION,
+            f"ack without consumer: code {err.code()}, want FAILED_PRECONDITION ({err.details()})",
+        )
+    else:
+        raise CheckFailed("ack without consumer: succeeded, want FAILED_PRECONDITION")
+
+    channel.close()
+    return {
+        "ok": True,
+        "scenario": "consumer",
+        "first": first,
+        "second": second,
+        "committed": info.committed_offset,
+        "lag": info.lag,
+        "heartbeats": heartbeats,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--addr", required=True, help="server address, host:port")
     parser.add_argument("--topic", required=True, help="topic to use; must not exist yet")
-    parser.add_argument("--count", type=int, default=200, help="single-event publishes to time (default 200)")
+    parser.add_argument("--scenario", choices=["publish", "consumer"], default="publish", help="what to check (default publish)")
+    parser.add_argument("--count", type=int, default=200, help="publish scenario: single-event publishes to time (default 200)")
     parser.add_argument("--proto-dir", type=Path, default=REPO / "proto", help="the .proto files (default: the repo's proto/)")
     args = parser.parse_args()
     if args.count < 0:
@@ -220,7 +379,10 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="pulsebus-stubs-") as stubs:
             generate_stubs(args.proto_dir.resolve(), Path(stubs))
             sys.path.insert(0, stubs)
-            summary = run(args.addr, args.topic, args.count)
+            if args.scenario == "consumer":
+                summary = run_consumer(args.addr, args.topic)
+            else:
+                summary = run(args.addr, args.topic, args.count)
     except CheckFailed as failed:
         print(f"client.py: check failed: {failed}", file=sys.stderr)
         print(json.dumps({"ok": False, "error": str(failed)}), flush=True)
