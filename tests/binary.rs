@@ -3,15 +3,13 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 
+use common::process::{ServerProcess, serve_command};
 use common::*;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use pulsebus::embedded_pg::PgCluster;
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStderr, Command};
+use tokio::process::Command;
 
 /// A data directory the test owns; stops its PostgreSQL whatever the test's outcome.
 struct DataDir(PathBuf);
@@ -40,86 +38,17 @@ impl Drop for DataDir {
     }
 }
 
-/// A running `pulsebus serve` and its log.
-struct Serve {
-    child: Child,
-    log: Lines<BufReader<ChildStderr>>,
-}
-
-fn serve_command(data_dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pulsebus"));
-    cmd.args([
-        "--log-format",
-        "json",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-    ])
-    .arg(data_dir)
-    .env_remove("DATABASE_URL")
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true);
-    cmd
-}
-
-impl Serve {
-    fn spawn(data_dir: &Path) -> Self {
-        let mut child = serve_command(data_dir).spawn().expect("the binary starts");
-        let log = BufReader::new(child.stderr.take().unwrap()).lines();
-        Self { child, log }
-    }
-
-    /// Waits for the "serving" log line and returns the address it names.
-    async fn serving(&mut self) -> String {
-        let wait = async {
-            while let Some(line) = self.log.next_line().await.unwrap() {
-                let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
-                    continue;
-                };
-                if json["fields"]["message"] == "pulsebus serving" {
-                    return json["fields"]["addr"].as_str().unwrap().to_owned();
-                }
-            }
-            panic!("the server exited before serving");
-        };
-        tokio::time::timeout(WAIT, wait)
-            .await
-            .expect("the server starts in time")
-    }
-
-    fn signal(&self, signal: Signal) {
-        kill(Pid::from_raw(self.child.id().unwrap() as i32), signal).unwrap();
-    }
-
-    async fn exit_code(mut self) -> Option<i32> {
-        let status = tokio::time::timeout(WAIT, self.child.wait())
-            .await
-            .expect("the server exits in time");
-        status.unwrap().code()
-    }
-}
-
-async fn client_at(addr: &str) -> Client<tonic::transport::Channel> {
-    Client::connect(format!("http://{addr}"))
-        .await
-        .expect("client connects")
-}
-
 /// Without DATABASE_URL, serve initialises and starts a private PostgreSQL, serves,
 /// and on SIGTERM stops it and exits 0.
 #[tokio::test]
 async fn serve_runs_a_private_postgres_and_stops_it_on_sigterm() {
     let dir = DataDir::new();
-    let mut server = Serve::spawn(&dir.0);
-    let addr = server.serving().await;
+    let server = ServerProcess::on_data_dir(&dir.0).await;
 
     let results = publish(
-        &mut client_at(&addr).await,
+        &mut server.client().await,
         "lessons",
-        vec![event("lesson.published", "{}")],
+        events("lesson.published", 1),
     )
     .await;
     assert_eq!(results[0].offset, 1);
@@ -136,10 +65,13 @@ async fn serve_runs_a_private_postgres_and_stops_it_on_sigterm() {
 #[tokio::test]
 async fn a_second_serve_on_the_same_data_dir_is_refused_clearly() {
     let dir = DataDir::new();
-    let mut first = Serve::spawn(&dir.0);
-    first.serving().await;
+    let first = ServerProcess::on_data_dir(&dir.0).await;
 
-    let second = serve_command(&dir.0).output().await.unwrap();
+    let second = serve_command(&["--data-dir"])
+        .arg(&dir.0)
+        .output()
+        .await
+        .unwrap();
 
     assert!(!second.status.success());
     let stderr = String::from_utf8_lossy(&second.stderr);
@@ -156,25 +88,22 @@ async fn a_second_serve_on_the_same_data_dir_is_refused_clearly() {
 #[tokio::test]
 async fn after_sigkill_the_next_serve_adopts_the_orphaned_postgres() {
     let dir = DataDir::new();
-    let mut crashed = Serve::spawn(&dir.0);
-    let addr = crashed.serving().await;
+    let crashed = ServerProcess::on_data_dir(&dir.0).await;
     publish(
-        &mut client_at(&addr).await,
+        &mut crashed.client().await,
         "lessons",
-        vec![event("lesson.published", "{}"); 3],
+        events("lesson.published", 3),
     )
     .await;
-    crashed.signal(Signal::SIGKILL);
-    crashed.exit_code().await;
+    crashed.kill().await;
     assert!(
         dir.postmaster_pid().exists(),
         "PostgreSQL should outlive a SIGKILLed server"
     );
 
-    let mut restarted = Serve::spawn(&dir.0);
-    let addr = restarted.serving().await;
+    let restarted = ServerProcess::on_data_dir(&dir.0).await;
 
-    let records = read_all(&mut client_at(&addr).await, "lessons").await;
+    let records = read_all(&mut restarted.client().await, "lessons").await;
     assert_eq!(
         records.iter().map(|r| r.offset).collect::<Vec<_>>(),
         [1, 2, 3]

@@ -181,3 +181,64 @@ async fn bad_reads_are_not_found_or_invalid_argument() {
     let err = client.read(read("t", -5)).await.unwrap_err();
     assert_status(&err, Code::InvalidArgument, &["from_offset"]);
 }
+
+/// Subscribe, ListConsumers and DeleteConsumer reject bad input with the field named.
+#[tokio::test]
+async fn bad_subscription_requests_name_the_field() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    publish(&mut client, "t", vec![event("x", "{}")]).await;
+    let sub = |f: fn(&mut SubscribeRequest)| {
+        let mut req = SubscribeRequest {
+            topic: "t".into(),
+            consumer: "c".into(),
+            ..Default::default()
+        };
+        f(&mut req);
+        req
+    };
+    let cases: [(SubscribeRequest, &str); 5] = [
+        (sub(|r| r.topic = "no spaces".into()), "topic"),
+        (sub(|r| r.consumer = "-dash-first".into()), "consumer"),
+        (sub(|r| r.types = vec![String::new()]), "types[0]"),
+        (sub(|r| r.max_in_flight = 1_000_000), "max_in_flight"),
+        (
+            sub(|r| {
+                r.start = Some(StartPosition {
+                    position: Some(start_position::Position::Offset(0)),
+                })
+            }),
+            "start.offset",
+        ),
+    ];
+    for (req, field) in cases {
+        let err = client.subscribe(req).await.expect_err("rejected");
+        assert_status(&err, Code::InvalidArgument, &[field]);
+    }
+
+    let err = client
+        .list_consumers(ListConsumersRequest {
+            topic: "nobody".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_status(&err, Code::NotFound, &["nobody"]);
+    let delete = DeleteConsumerRequest {
+        topic: "nobody".into(),
+        consumer: "c".into(),
+    };
+    assert_status(
+        &client.delete_consumer(delete).await.unwrap_err(),
+        Code::NotFound,
+        &["nobody"],
+    );
+    let delete = DeleteConsumerRequest {
+        topic: "t".into(),
+        consumer: String::new(),
+    };
+    assert_status(
+        &client.delete_consumer(delete).await.unwrap_err(),
+        Code::InvalidArgument,
+        &["consumer"],
+    );
+}

@@ -16,6 +16,8 @@ use pulsebus::embedded_pg::{PgCluster, cluster_url};
 use pulsebus::proto::pulsebus::v1 as pb;
 use pulsebus::proto::pulsebus::v1::event_bus_client::EventBusClient;
 use pulsebus::server::Server;
+
+pub mod process;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
