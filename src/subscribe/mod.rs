@@ -1,10 +1,10 @@
 //! The subscription engine: Subscribe streams, Ack, Seek and consumer bookkeeping.
 //!
-//! Each subscription is one task feeding a bounded channel (see [`task`]); durable
+//! Each subscription is one task feeding a bounded channel (see `task.rs`); durable
 //! consumers keep their committed offset in PostgreSQL and hold a lease so only one
 //! subscriber per consumer is active across all replicas (others wait as standbys).
 //! Wake-ups come from this process's commits and, through LISTEN/NOTIFY, from other
-//! replicas (see [`listener`]); timers re-check the database so a lost notification
+//! replicas (see `listener.rs`); timers re-check the database so a lost notification
 //! only costs latency.
 
 mod acks;
