@@ -81,12 +81,12 @@ fn subscribe_status(err: SubscribeError, message: String) -> Status {
         SubscribeError::LeaseLost { .. } => Status::aborted(message),
         SubscribeError::ShuttingDown => Status::unavailable(message),
         SubscribeError::Log(log) => log_status(&log, message),
-        SubscribeError::SharedLog(log) => log_status(&log, message),
     }
 }
 
 fn log_status(err: &LogError, message: String) -> Status {
     match err {
+        LogError::Shared(inner) => log_status(inner, message),
         LogError::TopicNotFound { .. } => Status::not_found(message),
         LogError::IdInOtherTopic { .. } => Status::already_exists(message),
         LogError::Unavailable { source } => {

@@ -7,6 +7,7 @@
 //! - [`error`]: every layer's errors mapped to a `tonic::Status` in one place.
 //! - [`subscribe`]: the subscription engine: streams, acks, seeks, consumer leases, doorbells.
 //! - [`log`]: the event log on PostgreSQL: appends with gapless offsets, reads, topics.
+//! - [`group`]: group commit: concurrent writes for one key share one transaction.
 //! - [`db`]: connecting to PostgreSQL and applying the migrations in `migrations/`.
 //! - [`embedded_pg`]: the private PostgreSQL used when no `DATABASE_URL` is given.
 //! - [`cli`]: the `pulsebus` command line (serve, migrate).
@@ -18,6 +19,7 @@ pub mod config;
 pub mod db;
 pub mod embedded_pg;
 pub mod error;
+pub mod group;
 pub mod grpc;
 pub mod log;
 pub mod proto;

@@ -172,3 +172,25 @@ async fn idle_streams_get_heartbeats_with_head_and_committed_offset() {
 
     assert_eq!((beat.head_offset, beat.committed_offset), (2, 1));
 }
+
+/// Large events fill catch-up pages by bytes before rows: every record still arrives,
+/// in order, from PostgreSQL and then from the in-memory tail window.
+#[tokio::test]
+async fn large_events_arrive_complete_across_byte_limited_pages() {
+    let server = quick_server().await;
+    let mut client = server.client().await;
+    let big = Event {
+        data: Some(event::Data::BinaryData(vec![7; 32 * 1024])),
+        ..event("big", "")
+    };
+    for _ in 0..10 {
+        publish(&mut client, "big", vec![big.clone(); 30]).await;
+    }
+
+    let mut stream = subscribe(&mut client, sub_req("big", "")).await;
+
+    assert_eq!(
+        next_offsets(&mut stream, 300).await,
+        (1..=300).collect::<Vec<_>>()
+    );
+}

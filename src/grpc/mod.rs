@@ -45,7 +45,7 @@ impl EventBusService {
 
     async fn publish(&self, req: pb::PublishRequest) -> Result<pb::PublishResponse, ApiError> {
         let (topic, events) = validate::publish(req, &self.limits)?;
-        let appended = self.log.append(&topic, &events).await?;
+        let appended = self.log.append(&topic, events).await?;
         let results = appended.into_iter().map(Into::into).collect();
         Ok(pb::PublishResponse { results })
     }

@@ -1,75 +1,157 @@
-//! Appending a batch: one transaction that locks the topic row, skips ids already
-//! stored, inserts the rest with consecutive offsets, and rings the NOTIFY doorbell.
+//! Appending with group commit: concurrent Publish requests for one topic share one
+//! transaction that locks the topic row, skips ids already stored, inserts everything
+//! new with consecutive offsets in one statement, moves the head and rings the NOTIFY
+//! doorbell. Each request's events stay atomic: a request that cannot be stored fails
+//! alone and the others commit.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::columns::Columns;
 use super::error::is_id_conflict;
-use super::{Appended, ENSURE_TOPIC, Event, EventLog, LogError, Payload};
+use super::{Appended, ENSURE_TOPIC, Event, EventLog, Heads, LogError, Record, Window};
+use crate::group::Flush;
 
-/// How often an append is retried when a concurrent append to another topic stored one
-/// of its ids first (the retry then reports that precisely).
+/// Most events written in one transaction (more wait for the next one).
+pub const MAX_GROUP_EVENTS: usize = 5000;
+
+/// How often a lone append is retried when a concurrent append to another topic stored
+/// one of its ids first (the retry then reports that precisely).
 const ID_CONFLICT_RETRIES: usize = 2;
 
 const LOCK_TOPIC: &str = "SELECT head, clock_timestamp() FROM topics WHERE name = $1 FOR UPDATE";
 const FIND_IDS: &str =
     r#"SELECT id, topic, "offset", appended_at FROM events WHERE id = ANY($1::uuid[])"#;
 
-/// Inserts the new rows, moves the head and notifies, in one round trip: the
-/// data-modifying CTEs run whether or not the final SELECT reads them.
-const INSERT_EVENTS: &str = r#"
-WITH inserted AS (
-    INSERT INTO events (topic, "offset", id, type, source, subject, time, correlation_id,
-                        causation_id, schema_version, attributes, content_type,
-                        data_json, data_text, data_bytes, data_type, appended_at)
-    SELECT $1, $2 + u.ord, u.id, u.type, u.source, u.subject, COALESCE(u.time, $3),
-           u.correlation_id, u.causation_id, u.schema_version, u.attributes,
-           u.content_type, u.data_json::jsonb, u.data_text, u.data_bytes, u.data_type, $3
-    FROM UNNEST($4::uuid[], $5::text[], $6::text[], $7::text[], $8::timestamptz[],
-                $9::text[], $10::text[], $11::int4[], $12::jsonb[], $13::text[],
-                $14::text[], $15::text[], $16::bytea[], $17::text[])
-         WITH ORDINALITY AS u(id, type, source, subject, time, correlation_id, causation_id,
-                              schema_version, attributes, content_type, data_json,
-                              data_text, data_bytes, data_type, ord)
-    RETURNING 1
-), moved AS (
-    UPDATE topics SET head = $2 + $18 WHERE name = $1
-)
-SELECT pg_notify('pulsebus_head', $1 || ':' || ($2 + $18)::text), (SELECT count(*) FROM inserted)
-"#;
+type Outcome = Result<Vec<Appended>, Arc<LogError>>;
+
+/// One Publish request waiting for its group.
+pub struct AppendJob {
+    events: Vec<Event>,
+    reply: oneshot::Sender<Outcome>,
+}
+
+impl AppendJob {
+    /// How much of a group this job takes.
+    pub fn weight(&self) -> usize {
+        self.events.len()
+    }
+}
+
+/// What a group transaction writes with: the pool, and where commits are announced.
+#[derive(Clone)]
+pub struct Writer {
+    pub pool: PgPool,
+    pub heads: Arc<Heads>,
+    pub window: Arc<Window>,
+}
 
 impl EventLog {
     /// Appends `events` to `topic` atomically (creating the topic on first use) and
     /// returns one outcome per event, in order, after the transaction committed.
-    pub async fn append(&self, topic: &str, events: &[Event]) -> Result<Vec<Appended>, LogError> {
+    pub async fn append(&self, topic: &str, events: Vec<Event>) -> Result<Vec<Appended>, LogError> {
+        let (reply, outcome) = oneshot::channel();
+        self.appends
+            .submit(topic.to_owned(), AppendJob { events, reply });
+        match outcome.await {
+            Ok(result) => result.map_err(LogError::Shared),
+            Err(_) => Err(LogError::Shared(Arc::new(LogError::Unavailable {
+                source: sqlx::Error::PoolClosed,
+            }))),
+        }
+    }
+}
+
+impl Writer {
+    /// The grouper's flush: writes the jobs' events in one transaction and answers each.
+    pub fn flush(self, topic: String, jobs: Vec<AppendJob>) -> Flush {
+        Box::pin(async move { self.write_group(&topic, jobs).await })
+    }
+
+    async fn write_group(&self, topic: &str, jobs: Vec<AppendJob>) {
+        let batches: Vec<&[Event]> = jobs.iter().map(|j| j.events.as_slice()).collect();
+        match self.try_group(topic, &batches).await {
+            Ok(outcomes) => {
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(outcome.map_err(Arc::new));
+                }
+            }
+            // Another topic stored one of these ids concurrently: find out which
+            // request it was by writing them one at a time.
+            Err(LogError::Database { source, .. }) if is_id_conflict(&source) => {
+                for job in jobs {
+                    let outcome = self.append_alone(topic, &job.events).await;
+                    let _ = job.reply.send(outcome.map_err(Arc::new));
+                }
+            }
+            Err(err) => {
+                let err = Arc::new(err);
+                for job in jobs {
+                    let _ = job.reply.send(Err(Arc::clone(&err)));
+                }
+            }
+        }
+    }
+
+    async fn append_alone(&self, topic: &str, events: &[Event]) -> Result<Vec<Appended>, LogError> {
         let mut attempt = 0;
         loop {
-            match self.try_append(topic, events).await {
+            match self.try_group(topic, &[events]).await {
+                Ok(mut outcomes) => return outcomes.remove(0),
                 Err(LogError::Database { source, .. })
                     if is_id_conflict(&source) && attempt < ID_CONFLICT_RETRIES =>
                 {
                     attempt += 1;
                 }
-                other => return other,
+                Err(err) => return Err(err),
             }
         }
     }
 
-    async fn try_append(&self, topic: &str, events: &[Event]) -> Result<Vec<Appended>, LogError> {
+    /// One transaction for all `batches`; the outer error fails them all, an inner one
+    /// fails only its batch.
+    async fn try_group(
+        &self,
+        topic: &str,
+        batches: &[&[Event]],
+    ) -> Result<Vec<Result<Vec<Appended>, LogError>>, LogError> {
         let err = |ctx| move |e| LogError::from_sqlx(ctx, e);
         let mut tx = self.pool.begin().await.map_err(err("starting an append"))?;
         let (head, now) = lock_topic(&mut tx, topic).await?;
-        let stored = find_ids(&mut tx, events).await?;
-        let (results, fresh) = plan(topic, events, &stored, head, now)?;
-        if !fresh.is_empty() {
-            insert(&mut tx, topic, head, now, &fresh).await?;
+        let stored = find_ids(&mut tx, batches).await?;
+        let mut plan = Plan::new(topic, head, now, stored);
+        let outcomes: Vec<_> = batches.iter().map(|batch| plan.add(batch)).collect();
+        if !plan.fresh.is_empty() {
+            Columns::from_events(&plan.fresh)
+                .insert(&mut tx, topic, head, now)
+                .await?;
         }
         tx.commit().await.map_err(err("committing an append"))?;
+        self.announce(topic, head, now, &plan.fresh);
+        Ok(outcomes)
+    }
+
+    /// Tells this process's subscribers about the commit: window first, then the head.
+    fn announce(&self, topic: &str, head: i64, now: DateTime<Utc>, fresh: &[&Event]) {
+        if fresh.is_empty() {
+            return;
+        }
+        let records = fresh.iter().zip(head + 1..).map(|(e, offset)| Record {
+            topic: topic.to_owned(),
+            offset,
+            appended_at: now,
+            event: Event {
+                time: Some(e.time.unwrap_or(now)),
+                ..Event::clone(e)
+            },
+        });
+        self.window.push(topic, records.collect());
         self.heads.advance(topic, head + fresh.len() as i64);
-        Ok(results)
     }
 }
 
@@ -93,8 +175,11 @@ async fn lock_topic(
 
 type StoredIds = HashMap<Uuid, (String, i64, DateTime<Utc>)>;
 
-async fn find_ids(conn: &mut PgConnection, events: &[Event]) -> Result<StoredIds, LogError> {
-    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+async fn find_ids(conn: &mut PgConnection, batches: &[&[Event]]) -> Result<StoredIds, LogError> {
+    let ids: Vec<Uuid> = batches
+        .iter()
+        .flat_map(|b| b.iter().map(|e| e.id))
+        .collect();
     let rows: Vec<(Uuid, String, i64, DateTime<Utc>)> = sqlx::query_as(FIND_IDS)
         .bind(&ids)
         .fetch_all(conn)
@@ -106,123 +191,60 @@ async fn find_ids(conn: &mut PgConnection, events: &[Event]) -> Result<StoredIds
         .collect())
 }
 
-/// Decides each event's outcome: stored ids are duplicates (or a conflict when stored
-/// in another topic); the rest take consecutive offsets after `head`.
-fn plan<'a>(
-    topic: &str,
-    events: &'a [Event],
-    stored: &StoredIds,
-    head: i64,
+/// Offsets for a group: stored ids (and ids an earlier request of the group takes) are
+/// duplicates; the rest take consecutive offsets after the head.
+struct Plan<'a> {
+    topic: &'a str,
+    next: i64,
     now: DateTime<Utc>,
-) -> Result<(Vec<Appended>, Vec<&'a Event>), LogError> {
-    let mut results = Vec::with_capacity(events.len());
-    let mut fresh = Vec::with_capacity(events.len());
-    for event in events {
-        match stored.get(&event.id) {
-            Some((other, _, _)) if other != topic => {
-                return Err(LogError::IdInOtherTopic {
-                    id: event.id,
-                    other_topic: other.clone(),
-                });
-            }
-            Some((_, offset, appended_at)) => results.push(Appended {
-                id: event.id,
-                offset: *offset,
-                duplicate: true,
-                appended_at: *appended_at,
-            }),
-            None => {
-                fresh.push(event);
-                results.push(Appended {
-                    id: event.id,
-                    offset: head + fresh.len() as i64,
-                    duplicate: false,
-                    appended_at: now,
-                });
-            }
+    stored: StoredIds,
+    fresh: Vec<&'a Event>,
+}
+
+impl<'a> Plan<'a> {
+    fn new(topic: &'a str, head: i64, now: DateTime<Utc>, stored: StoredIds) -> Self {
+        Self {
+            topic,
+            next: head + 1,
+            now,
+            stored,
+            fresh: Vec::new(),
         }
     }
-    Ok((results, fresh))
-}
 
-/// The batch as one array per column, for `UNNEST`.
-#[derive(Default)]
-struct Columns {
-    id: Vec<Uuid>,
-    event_type: Vec<String>,
-    source: Vec<String>,
-    subject: Vec<String>,
-    time: Vec<Option<DateTime<Utc>>>,
-    correlation_id: Vec<String>,
-    causation_id: Vec<String>,
-    schema_version: Vec<i32>,
-    attributes: Vec<serde_json::Value>,
-    content_type: Vec<String>,
-    data_json: Vec<Option<String>>,
-    data_text: Vec<Option<String>>,
-    data_bytes: Vec<Option<Vec<u8>>>,
-    data_type: Vec<Option<String>>,
-}
-
-impl Columns {
-    fn push(&mut self, e: &Event) {
-        self.id.push(e.id);
-        self.event_type.push(e.event_type.clone());
-        self.source.push(e.source.clone());
-        self.subject.push(e.subject.clone());
-        self.time.push(e.time);
-        self.correlation_id.push(e.correlation_id.clone());
-        self.causation_id.push(e.causation_id.clone());
-        self.schema_version.push(e.schema_version);
-        self.attributes
-            .push(serde_json::Value::Object(e.attributes.clone()));
-        self.content_type.push(e.content_type.clone());
-        let (json, text, bytes, type_url) = match &e.payload {
-            Payload::None => (None, None, None, None),
-            Payload::Binary(b) => (None, None, Some(b.clone()), None),
-            Payload::Text(t) => (None, Some(t.clone()), None, None),
-            Payload::Json(j) => (Some(j.clone()), None, None, None),
-            Payload::Proto { type_url, value } => {
-                (None, None, Some(value.clone()), Some(type_url.clone()))
-            }
-        };
-        self.data_json.push(json);
-        self.data_text.push(text);
-        self.data_bytes.push(bytes);
-        self.data_type.push(type_url);
+    /// Plans one request; nothing of it is taken if any of its ids lives in another topic.
+    fn add(&mut self, batch: &'a [Event]) -> Result<Vec<Appended>, LogError> {
+        if let Some((id, other)) = batch.iter().find_map(|e| {
+            self.stored
+                .get(&e.id)
+                .filter(|s| s.0 != self.topic)
+                .map(|s| (e.id, &s.0))
+        }) {
+            return Err(LogError::IdInOtherTopic {
+                id,
+                other_topic: other.clone(),
+            });
+        }
+        let mut results = Vec::with_capacity(batch.len());
+        for event in batch {
+            let (offset, duplicate, appended_at) = match self.stored.get(&event.id) {
+                Some((_, offset, at)) => (*offset, true, *at),
+                None => {
+                    let offset = self.next;
+                    self.next += 1;
+                    self.fresh.push(event);
+                    self.stored
+                        .insert(event.id, (self.topic.to_owned(), offset, self.now));
+                    (offset, false, self.now)
+                }
+            };
+            results.push(Appended {
+                id: event.id,
+                offset,
+                duplicate,
+                appended_at,
+            });
+        }
+        Ok(results)
     }
-}
-
-async fn insert(
-    tx: &mut Transaction<'static, Postgres>,
-    topic: &str,
-    head: i64,
-    now: DateTime<Utc>,
-    fresh: &[&Event],
-) -> Result<(), LogError> {
-    let mut c = Columns::default();
-    fresh.iter().for_each(|e| c.push(e));
-    sqlx::query(INSERT_EVENTS)
-        .bind(topic)
-        .bind(head)
-        .bind(now)
-        .bind(c.id)
-        .bind(c.event_type)
-        .bind(c.source)
-        .bind(c.subject)
-        .bind(c.time)
-        .bind(c.correlation_id)
-        .bind(c.causation_id)
-        .bind(c.schema_version)
-        .bind(c.attributes)
-        .bind(c.content_type)
-        .bind(c.data_json)
-        .bind(c.data_text)
-        .bind(c.data_bytes)
-        .bind(c.data_type)
-        .bind(fresh.len() as i64)
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| LogError::from_sqlx("inserting events", e))?;
-    Ok(())
 }

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 /// What can go wrong in the log layer.
@@ -23,6 +25,9 @@ pub enum LogError {
         /// The driver's error.
         source: sqlx::Error,
     },
+    /// A failure shared by several requests written together (group commit).
+    #[error(transparent)]
+    Shared(Arc<LogError>),
     /// Any other database failure: a bug or an operational problem, logged in full.
     #[error("database error while {context}: {source}")]
     Database {

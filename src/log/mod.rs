@@ -6,21 +6,28 @@
 //! Types here are the log's own; the gRPC layer converts to and from the wire.
 
 mod append;
+mod columns;
 mod consumers;
 mod error;
 mod heads;
 mod read;
 mod types;
+mod window;
 
 pub use consumers::{ConsumerInfo, Deleted, Position};
 pub use error::{LogError, is_unavailable};
 pub use heads::Heads;
 pub use read::PageRequest;
 pub use types::{Appended, Event, Payload, Record, TopicInfo};
+pub use window::{DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_RECORDS, Page, Window};
 
 use std::sync::Arc;
 
 use sqlx::PgPool;
+use tokio_util::task::TaskTracker;
+
+use self::append::{AppendJob, MAX_GROUP_EVENTS, Writer};
+use crate::group::Grouper;
 
 /// NOTIFY channel on which appends announce a topic's new head: `topic:head`.
 pub const HEAD_CHANNEL: &str = "pulsebus_head";
@@ -34,18 +41,44 @@ pub const RELEASE_CHANNEL: &str = "pulsebus_release";
 const ENSURE_TOPIC: &str = "INSERT INTO topics (name) VALUES ($1) ON CONFLICT DO NOTHING";
 
 /// Handle to the event log; cheap to clone (it wraps the connection pool).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EventLog {
     pool: PgPool,
     heads: Arc<Heads>,
+    window: Arc<Window>,
+    appends: Arc<Grouper<String, AppendJob>>,
 }
 
 impl EventLog {
-    /// Wraps a pool whose database has the migrations applied.
+    /// Wraps a pool whose database has the migrations applied, with tail windows of
+    /// the default size.
     pub fn new(pool: PgPool) -> Self {
+        Self::with_window(
+            pool,
+            Window::new(DEFAULT_WINDOW_RECORDS, DEFAULT_WINDOW_BYTES),
+        )
+    }
+
+    /// Wraps a pool, keeping recent records of each topic in `window`.
+    pub fn with_window(pool: PgPool, window: Window) -> Self {
+        let writer = Writer {
+            pool: pool.clone(),
+            heads: Arc::default(),
+            window: Arc::new(window),
+        };
+        let (heads, window) = (Arc::clone(&writer.heads), Arc::clone(&writer.window));
+        let flush = move |topic, jobs| writer.clone().flush(topic, jobs);
+        let appends = Grouper::new(
+            flush,
+            AppendJob::weight,
+            MAX_GROUP_EVENTS,
+            TaskTracker::new(),
+        );
         Self {
             pool,
-            heads: Arc::default(),
+            heads,
+            window,
+            appends,
         }
     }
 

@@ -5,7 +5,7 @@ use sqlx::PgExecutor;
 use tokio_stream::StreamExt;
 use uuid::Uuid;
 
-use super::{Event, EventLog, LogError, Payload, Record, TopicInfo};
+use super::{Event, EventLog, LogError, Page, Payload, Record, TopicInfo};
 
 /// Most bytes one Read page carries: gRPC clients refuse replies over 4 MiB by default.
 const READ_BUDGET_BYTES: usize = 3 * 1024 * 1024;
@@ -72,12 +72,16 @@ impl EventLog {
             limit,
             max_bytes: READ_BUDGET_BYTES,
         };
-        Ok((self.page(&page).await?, head))
+        Ok((self.page(&page).await?.records, head))
     }
 
     /// Reads one page of records in offset order, holding at most `limit` records and
-    /// about `max_bytes` in memory: rows are streamed and the page closes at the budget.
-    pub async fn page(&self, req: &PageRequest<'_>) -> Result<Vec<Record>, LogError> {
+    /// about `max_bytes`: from the in-memory tail window when it holds `from`, else from
+    /// PostgreSQL, streaming rows and closing the page at the budget.
+    pub async fn page(&self, req: &PageRequest<'_>) -> Result<Page, LogError> {
+        if let Some(page) = self.window.read(req) {
+            return Ok(page);
+        }
         let mut rows = sqlx::query_as::<_, RecordRow>(PAGE)
             .bind(req.topic)
             .bind(req.from)
@@ -85,15 +89,24 @@ impl EventLog {
             .bind(req.types)
             .bind(req.limit)
             .fetch(&self.pool);
-        let mut page = Vec::new();
+        let mut records = Vec::new();
         let mut bytes = 0;
         while bytes < req.max_bytes {
             let Some(row) = rows.next().await else { break };
-            let row = row.map_err(|e| LogError::from_sqlx("reading events", e))?;
-            bytes += row.approximate_size();
-            page.push(Record::from(row));
+            let record = Record::from(row.map_err(|e| LogError::from_sqlx("reading events", e))?);
+            bytes += record.approximate_size();
+            records.push(record);
         }
-        Ok(page)
+        // Stopped by the limit or the byte budget: only what was returned is scanned.
+        let cut_short = records.len() as i64 >= req.limit || bytes >= req.max_bytes;
+        let scanned_to = match records.last() {
+            Some(last) if cut_short => last.offset,
+            _ => req.to,
+        };
+        Ok(Page {
+            records,
+            scanned_to,
+        })
     }
 
     /// Every topic, by name.
@@ -143,36 +156,6 @@ struct RecordRow {
     data_text: Option<String>,
     data_bytes: Option<Vec<u8>>,
     data_type: Option<String>,
-}
-
-impl RecordRow {
-    /// Roughly what the record occupies in memory and on the wire.
-    fn approximate_size(&self) -> usize {
-        let strings = [
-            &self.topic,
-            &self.event_type,
-            &self.source,
-            &self.subject,
-            &self.correlation_id,
-            &self.causation_id,
-            &self.content_type,
-        ];
-        let payload = [
-            self.data_json.as_ref().map(String::len),
-            self.data_text.as_ref().map(String::len),
-            self.data_bytes.as_ref().map(Vec::len),
-            self.data_type.as_ref().map(String::len),
-        ];
-        let attributes: usize = self
-            .attributes
-            .0
-            .iter()
-            .map(|(k, v)| k.len() + v.to_string().len())
-            .sum();
-        128 + strings.iter().map(|s| s.len()).sum::<usize>()
-            + payload.iter().flatten().sum::<usize>()
-            + attributes
-    }
 }
 
 impl From<RecordRow> for Record {

@@ -87,3 +87,31 @@ pub struct TopicInfo {
     /// When the first publish created it.
     pub created_at: DateTime<Utc>,
 }
+
+impl Record {
+    /// Roughly what the record occupies in memory and on the wire, in bytes.
+    pub fn approximate_size(&self) -> usize {
+        let e = &self.event;
+        let strings = [
+            &self.topic,
+            &e.event_type,
+            &e.source,
+            &e.subject,
+            &e.correlation_id,
+            &e.causation_id,
+            &e.content_type,
+        ];
+        let payload = match &e.payload {
+            Payload::None => 0,
+            Payload::Binary(b) => b.len(),
+            Payload::Text(t) | Payload::Json(t) => t.len(),
+            Payload::Proto { type_url, value } => type_url.len() + value.len(),
+        };
+        let attributes: usize = e
+            .attributes
+            .iter()
+            .map(|(k, v)| k.len() + v.as_str().map_or(8, str::len))
+            .sum();
+        128 + strings.iter().map(|s| s.len()).sum::<usize>() + payload + attributes
+    }
+}

@@ -3,99 +3,68 @@
 //! Every Ack call answers only after an UPDATE covering its offset committed, so no
 //! caller is told of a commit that has not happened.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 
 use super::SubscribeError;
 use super::signals::Signals;
+use crate::group::{Flush, Grouper};
 use crate::log::{EventLog, LogError, Position};
 
 type Outcome = Result<Option<Position>, Arc<LogError>>;
+type Key = (String, String);
 
-#[derive(Default)]
-struct Pending {
+/// One Ack call waiting for its UPDATE.
+struct AckJob {
     offset: i64,
-    waiters: Vec<oneshot::Sender<Outcome>>,
+    reply: oneshot::Sender<Outcome>,
 }
 
-/// Coalesces concurrent acks per consumer; the pending map holds at most one entry per
-/// consumer being acked right now, each with one waiter per in-flight Ack call.
+/// Coalesces concurrent acks per consumer.
 pub struct AckCoalescer {
-    log: EventLog,
-    signals: Arc<Signals>,
-    tracker: TaskTracker,
-    pending: Mutex<HashMap<(String, String), Pending>>,
+    grouper: Arc<Grouper<Key, AckJob>>,
 }
 
 impl AckCoalescer {
-    /// A coalescer whose flush tasks are tracked by `tracker` (so shutdown waits for them).
+    /// A coalescer whose UPDATEs run on `tracker` (so shutdown waits for them).
     pub fn new(log: EventLog, signals: Arc<Signals>, tracker: TaskTracker) -> Self {
+        let flush = move |key, jobs| -> Flush {
+            Box::pin(flush(log.clone(), Arc::clone(&signals), key, jobs))
+        };
         Self {
-            log,
-            signals,
-            tracker,
-            pending: Mutex::default(),
+            grouper: Grouper::new(flush, |_| 1, usize::MAX, tracker),
         }
     }
 
     /// Commits `offset` for the consumer; `None` if the consumer does not exist.
     pub async fn ack(
-        self: &Arc<Self>,
+        &self,
         topic: &str,
         consumer: &str,
         offset: i64,
     ) -> Result<Option<Position>, SubscribeError> {
-        let (tx, rx) = oneshot::channel();
-        let key = (topic.to_owned(), consumer.to_owned());
-        let leader = {
-            let mut pending = self.lock();
-            let leader = !pending.contains_key(&key);
-            let entry = pending.entry(key.clone()).or_default();
-            entry.offset = entry.offset.max(offset);
-            entry.waiters.push(tx);
-            leader
-        };
-        if leader {
-            self.tracker.spawn(Arc::clone(self).flush(key));
-        }
-        match rx.await {
-            Ok(outcome) => outcome.map_err(SubscribeError::SharedLog),
+        let (reply, outcome) = oneshot::channel();
+        self.grouper.submit(
+            (topic.to_owned(), consumer.to_owned()),
+            AckJob { offset, reply },
+        );
+        match outcome.await {
+            Ok(outcome) => outcome.map_err(|e| LogError::Shared(e).into()),
             Err(_) => Err(SubscribeError::ShuttingDown),
         }
     }
+}
 
-    /// Writes batches for one consumer until no ack is waiting.
-    async fn flush(self: Arc<Self>, key: (String, String)) {
-        let (topic, consumer) = &key;
-        loop {
-            let batch = {
-                let mut pending = self.lock();
-                match pending.get_mut(&key) {
-                    Some(p) if !p.waiters.is_empty() => std::mem::take(p),
-                    _ => {
-                        pending.remove(&key);
-                        return;
-                    }
-                }
-            };
-            let outcome = self
-                .log
-                .ack(topic, consumer, batch.offset)
-                .await
-                .map_err(Arc::new);
-            if let Ok(Some(position)) = outcome {
-                self.signals.moved(topic, consumer, position);
-            }
-            for waiter in batch.waiters {
-                let _ = waiter.send(outcome.clone());
-            }
-        }
+/// One UPDATE with the highest offset of the batch; every caller gets its outcome.
+async fn flush(log: EventLog, signals: Arc<Signals>, (topic, consumer): Key, jobs: Vec<AckJob>) {
+    let offset = jobs.iter().map(|j| j.offset).max().unwrap_or(0);
+    let outcome = log.ack(&topic, &consumer, offset).await.map_err(Arc::new);
+    if let Ok(Some(position)) = outcome {
+        signals.moved(&topic, &consumer, position);
     }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Pending>> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    for job in jobs {
+        let _ = job.reply.send(outcome.clone());
     }
 }

@@ -1,5 +1,3 @@
-use std::sync::Arc;
-
 use crate::log::LogError;
 
 /// Why a subscription, Ack, Seek or consumer operation failed.
@@ -60,7 +58,4 @@ pub enum SubscribeError {
     /// The event log failed.
     #[error(transparent)]
     Log(#[from] LogError),
-    /// The event log failed for a batch of coalesced acks.
-    #[error(transparent)]
-    SharedLog(Arc<LogError>),
 }

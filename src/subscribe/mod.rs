@@ -96,7 +96,7 @@ pub struct Engine {
     log: EventLog,
     config: SubscribeConfig,
     signals: Arc<Signals>,
-    acks: Arc<AckCoalescer>,
+    acks: AckCoalescer,
     token: CancellationToken,
     tracker: TaskTracker,
 }
@@ -106,11 +106,7 @@ impl Engine {
     pub fn start(log: EventLog, config: SubscribeConfig, token: CancellationToken) -> Self {
         let signals = Arc::new(Signals::default());
         let tracker = TaskTracker::new();
-        let acks = Arc::new(AckCoalescer::new(
-            log.clone(),
-            Arc::clone(&signals),
-            tracker.clone(),
-        ));
+        let acks = AckCoalescer::new(log.clone(), Arc::clone(&signals), tracker.clone());
         tracker.spawn(listener::run(
             log.clone(),
             Arc::clone(&signals),

@@ -172,14 +172,9 @@ impl Subscription {
                 max_bytes: self.config.page_bytes,
             })
             .await?;
-        let full = page.len() >= self.budget().min(self.config.page_size);
-        let scanned_to = match (full, page.last()) {
-            (true, Some(last)) => last.offset,
-            _ => head,
-        };
         let epoch = self.epoch;
-        let sent = !page.is_empty();
-        for record in page {
+        let sent = !page.records.is_empty();
+        for record in page.records {
             let offset = record.offset;
             self.send(record, renew).await?;
             if self.epoch != epoch {
@@ -190,7 +185,7 @@ impl Subscription {
                 self.in_flight.push_back(offset);
             }
         }
-        self.next = scanned_to + 1;
+        self.next = page.scanned_to + 1;
         Ok(sent)
     }
 
