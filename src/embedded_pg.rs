@@ -198,7 +198,7 @@ impl PgCluster {
     }
 
     fn start(&self) -> Result<u16> {
-        let port = free_port().map_err(io_err("pick a free port for", &self.root))?;
+        let port = self.port_to_use()?;
         let data = self.data_dir();
         let log = self.log_file();
         let mut opts = format!(
@@ -220,7 +220,21 @@ impl PgCluster {
         ];
         let out = self.run("pg_ctl", &[&args[..], &["-o", &opts, "start"]].concat())?;
         self.check("pg_ctl start", out)?;
+        let port_file = self.root.join("port");
+        fs::write(&port_file, port.to_string()).map_err(io_err("write", &port_file))?;
         Ok(port)
+    }
+
+    /// The port of the previous start when it is still free (clients configured with
+    /// it reconnect after a restart), else a fresh one.
+    fn port_to_use(&self) -> Result<u16> {
+        let previous = fs::read_to_string(self.root.join("port"))
+            .ok()
+            .and_then(|p| p.trim().parse().ok());
+        if let Some(port) = previous.filter(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return Ok(port);
+        }
+        free_port().map_err(io_err("pick a free port for", &self.root))
     }
 
     fn run(&self, program: &str, args: &[&str]) -> Result<Output> {
