@@ -21,6 +21,9 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub subscriptions: SubscriptionConfig,
 
+    #[command(flatten)]
+    pub connections: ConnectionConfig,
+
     /// How long a graceful shutdown waits for in-flight requests before giving up.
     #[arg(long, env = "PULSEBUS_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
@@ -64,12 +67,51 @@ pub struct Limits {
     pub max_batch_events: usize,
 }
 
+/// Client connections: timeouts and liveness checks.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct ConnectionConfig {
+    /// Longest a unary call may take (a stream's lifetime is not limited).
+    #[arg(long, env = "PULSEBUS_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// How often idle connections are pinged (HTTP/2 keepalive), so the streams of a
+    /// client that vanished end and its consumers are released.
+    #[arg(long, env = "PULSEBUS_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub keepalive_interval: Duration,
+
+    /// How long a keepalive ping may go unanswered before the connection is closed.
+    #[arg(long, env = "PULSEBUS_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// How subscriptions behave.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct SubscriptionConfig {
     /// How often an idle Subscribe stream gets a heartbeat.
     #[arg(long, env = "PULSEBUS_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub heartbeat_interval: Duration,
+
+    /// Most open Subscribe streams on this server.
+    #[arg(long, env = "PULSEBUS_MAX_SUBSCRIPTIONS", default_value_t = 10_000)]
+    pub max_subscriptions: usize,
+
+    /// Most open Subscribe streams on one client connection.
+    #[arg(
+        long,
+        env = "PULSEBUS_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+        default_value_t = 1_000
+    )]
+    pub max_subscriptions_per_connection: usize,
 
     /// How long a durable consumer's subscriber keeps its claim without renewing it:
     /// a standby takes over a crashed server's consumer within 1.25 times this.
@@ -82,6 +124,8 @@ impl Default for SubscriptionConfig {
         Self {
             heartbeat_interval: Duration::from_secs(5),
             consumer_lease: Duration::from_secs(10),
+            max_subscriptions: 10_000,
+            max_subscriptions_per_connection: 1_000,
         }
     }
 }
@@ -109,6 +153,7 @@ impl ServeConfig {
             },
             limits: Limits::default(),
             subscriptions: SubscriptionConfig::default(),
+            connections: ConnectionConfig::default(),
             shutdown_timeout: Duration::from_secs(10),
         }
     }

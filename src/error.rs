@@ -79,6 +79,7 @@ fn subscribe_status(err: SubscribeError, message: String) -> Status {
         | SubscribeError::StartPastHead { .. }
         | SubscribeError::ConsumerAttached { .. } => Status::failed_precondition(message),
         SubscribeError::LeaseLost { .. } => Status::aborted(message),
+        SubscribeError::TooManySubscriptions { .. } => Status::resource_exhausted(message),
         SubscribeError::ShuttingDown => Status::unavailable(message),
         SubscribeError::Log(log) => log_status(&log, message),
     }
@@ -195,6 +196,14 @@ mod tests {
                 Code::Aborted,
             ),
             (SubscribeError::ShuttingDown, Code::Unavailable),
+            (
+                SubscribeError::TooManySubscriptions {
+                    scope: "this server",
+                    limit: 1,
+                    flag: "f",
+                },
+                Code::ResourceExhausted,
+            ),
         ];
         for (err, expected) in cases {
             assert_eq!(code(err).0, expected);

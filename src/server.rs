@@ -100,7 +100,11 @@ impl Server {
         ));
         let service = EventBusService::new(log, Arc::clone(&engine), self.config.limits);
         let max_decode = self.config.limits.max_request_bytes + DECODE_SLACK_BYTES;
+        let conn = self.config.connections;
         let router = tonic::transport::Server::builder()
+            .timeout(conn.request_timeout)
+            .http2_keepalive_interval(Some(conn.keepalive_interval))
+            .http2_keepalive_timeout(Some(conn.keepalive_timeout))
             .add_service(health)
             .add_service(reflection_v1()?)
             .add_service(reflection_v1alpha()?)
@@ -126,6 +130,8 @@ impl Server {
         SubscribeConfig {
             heartbeat_interval: flags.heartbeat_interval,
             consumer_lease: flags.consumer_lease,
+            max_subscriptions: flags.max_subscriptions,
+            max_subscriptions_per_connection: flags.max_subscriptions_per_connection,
             ..SubscribeConfig::default()
         }
     }

@@ -7,6 +7,7 @@ pub mod validate_subscribe;
 
 pub use convert::timestamp;
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -50,9 +51,13 @@ impl EventBusService {
         Ok(pb::PublishResponse { results })
     }
 
-    async fn subscribe(&self, req: pb::SubscribeRequest) -> Result<SubscribeStream, ApiError> {
+    async fn subscribe(
+        &self,
+        req: pb::SubscribeRequest,
+        peer: Option<SocketAddr>,
+    ) -> Result<SubscribeStream, ApiError> {
         let params = validate_subscribe::subscribe(req)?;
-        let rx = self.engine.subscribe(params).await?;
+        let rx = self.engine.subscribe(params, peer).await?;
         let stream = ReceiverStream::new(rx).map(|item| {
             item.map(Into::into)
                 .map_err(|e| Status::from(ApiError::from(e)))
@@ -140,7 +145,8 @@ impl EventBus for EventBusService {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> RpcResult<Self::SubscribeStream> {
-        reply(self.subscribe(request.into_inner()).await)
+        let peer = request.remote_addr();
+        reply(self.subscribe(request.into_inner(), peer).await)
     }
 
     async fn ack(&self, request: Request<pb::AckRequest>) -> RpcResult<pb::AckResponse> {

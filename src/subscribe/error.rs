@@ -52,6 +52,16 @@ pub enum SubscribeError {
         /// The consumer name.
         consumer: String,
     },
+    /// A cap on open subscriptions was reached.
+    #[error("too many subscriptions on {scope}: the limit is {limit} (--{flag})")]
+    TooManySubscriptions {
+        /// `this connection` or `this server`.
+        scope: &'static str,
+        /// The limit.
+        limit: usize,
+        /// The flag that sets it.
+        flag: &'static str,
+    },
     /// The server is shutting down; reconnect (to another replica) to resume.
     #[error("the server is shutting down; reconnect to resume")]
     ShuttingDown,

@@ -11,6 +11,7 @@ mod acks;
 mod error;
 mod listener;
 mod signals;
+mod slots;
 mod start;
 mod task;
 
@@ -18,6 +19,7 @@ pub use error::SubscribeError;
 pub use start::Start;
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +31,7 @@ use uuid::Uuid;
 
 use self::acks::AckCoalescer;
 use self::signals::Signals;
+use self::slots::Slots;
 use self::task::{Durable, Subscription};
 use crate::log::{ConsumerInfo, Deleted, EventLog, Record};
 
@@ -48,6 +51,10 @@ pub struct SubscribeConfig {
     pub page_bytes: usize,
     /// Records buffered between a subscription task and its gRPC stream.
     pub channel_capacity: usize,
+    /// Most open subscriptions on this server.
+    pub max_subscriptions: usize,
+    /// Most open subscriptions on one client connection.
+    pub max_subscriptions_per_connection: usize,
 }
 
 impl Default for SubscribeConfig {
@@ -58,6 +65,8 @@ impl Default for SubscribeConfig {
             page_size: 500,
             page_bytes: 1024 * 1024,
             channel_capacity: 16,
+            max_subscriptions: 10_000,
+            max_subscriptions_per_connection: 1_000,
         }
     }
 }
@@ -97,6 +106,7 @@ pub struct Engine {
     config: SubscribeConfig,
     signals: Arc<Signals>,
     acks: AckCoalescer,
+    slots: Arc<Slots>,
     token: CancellationToken,
     tracker: TaskTracker,
 }
@@ -113,6 +123,10 @@ impl Engine {
             token.child_token(),
         ));
         Self {
+            slots: Slots::new(
+                config.max_subscriptions,
+                config.max_subscriptions_per_connection,
+            ),
             log,
             config,
             signals,
@@ -127,10 +141,12 @@ impl Engine {
     pub async fn subscribe(
         &self,
         params: SubscribeParams,
+        peer: Option<SocketAddr>,
     ) -> Result<mpsc::Receiver<Item>, SubscribeError> {
         if self.token.is_cancelled() {
             return Err(SubscribeError::ShuttingDown);
         }
+        let slot = self.slots.take(peer)?;
         self.log.ensure_topic(&params.topic).await?;
         let head = self.head(&params.topic).await?;
         let (tx, rx) = mpsc::channel(self.config.channel_capacity);
@@ -150,6 +166,7 @@ impl Engine {
             in_flight: VecDeque::new(),
             last_delivered: 0,
             skipped_to: 0,
+            _slot: slot,
         };
         match params.consumer {
             Some(name) => {
@@ -240,6 +257,11 @@ impl Engine {
                 consumer: consumer.to_owned(),
             }),
         }
+    }
+
+    /// How many subscriptions are open on this server.
+    pub fn open_subscriptions(&self) -> usize {
+        self.slots.open()
     }
 
     /// Ends every subscription (each stream closes with UNAVAILABLE so clients

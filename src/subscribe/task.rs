@@ -56,6 +56,8 @@ pub(super) struct Subscription {
     pub last_delivered: i64,
     /// Last `to` tried when moving the consumer past filtered-out events.
     pub skipped_to: i64,
+    /// This subscription's place under the subscription caps.
+    pub _slot: super::slots::Slot,
 }
 
 impl Subscription {
