@@ -24,6 +24,9 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub connections: ConnectionConfig,
 
+    #[command(flatten)]
+    pub tls: TlsConfig,
+
     /// How long a graceful shutdown waits for in-flight requests before giving up.
     #[arg(long, env = "PULSEBUS_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
@@ -65,6 +68,22 @@ pub struct Limits {
     /// Most events in one Publish request.
     #[arg(long, env = "PULSEBUS_MAX_BATCH_EVENTS", default_value_t = 1000)]
     pub max_batch_events: usize,
+}
+
+/// TLS for the gRPC listener; plaintext when no certificate is given.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsConfig {
+    /// PEM certificate chain of the server; with --tls-key, the listener speaks TLS.
+    #[arg(long, env = "PULSEBUS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of the server certificate.
+    #[arg(long, env = "PULSEBUS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA certificate: clients must present a certificate it signed (mutual TLS).
+    #[arg(long, env = "PULSEBUS_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// Client connections: timeouts and liveness checks.
@@ -154,6 +173,7 @@ impl ServeConfig {
             limits: Limits::default(),
             subscriptions: SubscriptionConfig::default(),
             connections: ConnectionConfig::default(),
+            tls: TlsConfig::default(),
             shutdown_timeout: Duration::from_secs(10),
         }
     }

@@ -1,6 +1,8 @@
 //! The gRPC server: EventBus, health and reflection on one listener, run until a
 //! shutdown future fires. `main` and the tests build it the same way.
 
+mod tls;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +42,14 @@ pub enum ServerError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A TLS certificate or key file could not be read.
+    #[error("cannot read TLS file {path}: {source}")]
+    TlsFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// Reflection could not load the descriptor set (a build problem).
     #[error("cannot set up server reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -53,12 +63,14 @@ pub enum ServerError {
 pub struct Server {
     listener: TcpListener,
     pool: PgPool,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     config: ServeConfig,
 }
 
 impl Server {
     /// Connects to `database_url`, applies migrations and binds the listen address.
     pub async fn build(config: ServeConfig, database_url: &str) -> Result<Self, ServerError> {
+        let tls = tls::server_tls(&config.tls)?;
         let pool = db::connect(database_url, &config.database).await?;
         db::migrate(&pool).await?;
         let addr = config.listen;
@@ -68,6 +80,7 @@ impl Server {
         Ok(Self {
             listener,
             pool,
+            tls,
             config,
         })
     }
@@ -101,7 +114,11 @@ impl Server {
         let service = EventBusService::new(log, Arc::clone(&engine), self.config.limits);
         let max_decode = self.config.limits.max_request_bytes + DECODE_SLACK_BYTES;
         let conn = self.config.connections;
-        let router = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = self.tls.clone() {
+            builder = builder.tls_config(tls)?;
+        }
+        let router = builder
             .timeout(conn.request_timeout)
             .http2_keepalive_interval(Some(conn.keepalive_interval))
             .http2_keepalive_timeout(Some(conn.keepalive_timeout))
