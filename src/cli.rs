@@ -37,17 +37,20 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gRPC server (applies pending migrations first).
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseConfig),
+    /// Read a bearer token from stdin and print the SHA-256 the auth file stores for it.
+    HashToken,
 }
 
 /// Runs the parsed command line to completion.
 pub async fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
     init_tracing(cli.log_format);
     match cli.command {
-        Command::Serve(config) => serve(config).await,
+        Command::Serve(config) => serve(*config).await,
         Command::Migrate(config) => migrate(config).await,
+        Command::HashToken => hash_token(),
     }
 }
 
@@ -102,6 +105,17 @@ async fn migrate(config: DatabaseConfig) -> Result<(), Box<dyn Error>> {
     if let Some(pg) = embedded {
         tokio::task::spawn_blocking(move || pg.stop()).await??;
     }
+    Ok(())
+}
+
+fn hash_token() -> Result<(), Box<dyn Error>> {
+    let mut token = String::new();
+    std::io::stdin().read_line(&mut token)?;
+    let token = token.trim();
+    if token.is_empty() {
+        return Err("no token on stdin: try `printf %s \"$TOKEN\" | pulsebus hash-token`".into());
+    }
+    println!("{}", hex::encode(crate::auth::hash_token(token)));
     Ok(())
 }
 

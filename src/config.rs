@@ -27,6 +27,12 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub tls: TlsConfig,
 
+    /// TOML file of bearer tokens (as SHA-256 hashes) and their per-topic permissions.
+    /// When set, every EventBus call needs `authorization: Bearer <token>`; health and
+    /// reflection stay open. See `pulsebus hash-token`.
+    #[arg(long, env = "PULSEBUS_AUTH_FILE")]
+    pub auth_file: Option<PathBuf>,
+
     /// How long a graceful shutdown waits for in-flight requests before giving up.
     #[arg(long, env = "PULSEBUS_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
@@ -174,6 +180,7 @@ impl ServeConfig {
             subscriptions: SubscriptionConfig::default(),
             connections: ConnectionConfig::default(),
             tls: TlsConfig::default(),
+            auth_file: None,
             shutdown_timeout: Duration::from_secs(10),
         }
     }

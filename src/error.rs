@@ -6,6 +6,7 @@
 
 use tonic::Status;
 
+use crate::auth::AuthError;
 use crate::log::LogError;
 use crate::subscribe::SubscribeError;
 
@@ -40,6 +41,9 @@ pub enum ApiError {
         /// The RPC name.
         rpc: &'static str,
     },
+    /// The caller is not authenticated, or not allowed to do this.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     /// The event log failed.
     #[error(transparent)]
     Log(#[from] LogError),
@@ -65,9 +69,17 @@ impl From<ApiError> for Status {
             ApiError::Invalid { .. } => Status::invalid_argument(message),
             ApiError::TooLarge { .. } => Status::resource_exhausted(message),
             ApiError::NotImplemented { .. } => Status::unimplemented(message),
+            ApiError::Auth(auth) => auth_status(auth, message),
             ApiError::Log(log) => log_status(&log, message),
             ApiError::Subscribe(sub) => subscribe_status(sub, message),
         }
+    }
+}
+
+fn auth_status(err: AuthError, message: String) -> Status {
+    match err {
+        AuthError::Missing | AuthError::Unknown => Status::unauthenticated(message),
+        AuthError::Denied { .. } => Status::permission_denied(message),
     }
 }
 
@@ -208,6 +220,18 @@ mod tests {
         for (err, expected) in cases {
             assert_eq!(code(err).0, expected);
         }
+    }
+
+    #[test]
+    fn auth_failures_are_unauthenticated_or_permission_denied() {
+        assert_eq!(code(AuthError::Missing).0, Code::Unauthenticated);
+        assert_eq!(code(AuthError::Unknown).0, Code::Unauthenticated);
+        let denied = AuthError::Denied {
+            principal: "p".into(),
+            action: crate::auth::Action::Publish,
+            topic: "t".into(),
+        };
+        assert_eq!(code(denied).0, Code::PermissionDenied);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! # Layout
 //! In the order data flows, from the wire to PostgreSQL:
 //! - [`server`]: builds the gRPC server (EventBus, health, reflection) and runs it until shutdown.
+//! - [`auth`]: bearer tokens and per-topic permissions, checked on every EventBus call.
 //! - [`grpc`]: the EventBus service: validates requests and converts to and from the wire.
 //! - [`error`]: every layer's errors mapped to a `tonic::Status` in one place.
 //! - [`subscribe`]: the subscription engine: streams, acks, seeks, consumer leases, doorbells.
@@ -14,6 +15,7 @@
 //! - [`config`]: command-line flags and environment variables.
 //! - [`proto`]: code generated from `proto/`, and its descriptor set for reflection.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -1,5 +1,6 @@
 //! The `EventBus` gRPC service: one small function per RPC that validates the request,
-//! calls the log or the subscription engine, and converts the reply. No SQL here.
+//! checks the caller may touch the topic, calls the log or the subscription engine,
+//! and converts the reply. No SQL here.
 
 mod convert;
 pub mod validate;
@@ -15,6 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use crate::auth::{Action, AuthError, Principal};
 use crate::config::Limits;
 use crate::error::ApiError;
 use crate::log::EventLog;
@@ -34,6 +36,8 @@ pub struct EventBusService {
 pub type SubscribeStream =
     Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;
 
+type Who = Arc<Principal>;
+
 impl EventBusService {
     /// A service over `log` and `engine`, enforcing `limits` on requests.
     pub fn new(log: EventLog, engine: Arc<Engine>, limits: Limits) -> Self {
@@ -44,8 +48,13 @@ impl EventBusService {
         }
     }
 
-    async fn publish(&self, req: pb::PublishRequest) -> Result<pb::PublishResponse, ApiError> {
+    async fn publish(
+        &self,
+        who: Who,
+        req: pb::PublishRequest,
+    ) -> Result<pb::PublishResponse, ApiError> {
         let (topic, events) = validate::publish(req, &self.limits)?;
+        who.check(Action::Publish, &topic)?;
         let appended = self.log.append(&topic, events).await?;
         let results = appended.into_iter().map(Into::into).collect();
         Ok(pb::PublishResponse { results })
@@ -53,10 +62,12 @@ impl EventBusService {
 
     async fn subscribe(
         &self,
+        who: Who,
         req: pb::SubscribeRequest,
         peer: Option<SocketAddr>,
     ) -> Result<SubscribeStream, ApiError> {
         let params = validate_subscribe::subscribe(req)?;
+        who.check(Action::Subscribe, &params.topic)?;
         let rx = self.engine.subscribe(params, peer).await?;
         let stream = ReceiverStream::new(rx).map(|item| {
             item.map(Into::into)
@@ -65,8 +76,9 @@ impl EventBusService {
         Ok(Box::pin(stream))
     }
 
-    async fn ack(&self, req: pb::AckRequest) -> Result<pb::AckResponse, ApiError> {
+    async fn ack(&self, who: Who, req: pb::AckRequest) -> Result<pb::AckResponse, ApiError> {
         let consumer = validate_subscribe::ack(&req)?;
+        who.check(Action::Subscribe, &req.topic)?;
         let committed = self
             .engine
             .ack(&req.topic, consumer.as_deref(), req.offset)
@@ -76,16 +88,18 @@ impl EventBusService {
         })
     }
 
-    async fn seek(&self, req: pb::SeekRequest) -> Result<pb::SeekResponse, ApiError> {
+    async fn seek(&self, who: Who, req: pb::SeekRequest) -> Result<pb::SeekResponse, ApiError> {
         let (topic, consumer, start) = validate_subscribe::seek(req)?;
+        who.check(Action::Subscribe, &topic)?;
         let committed = self.engine.seek(&topic, &consumer, start).await?;
         Ok(pb::SeekResponse {
             committed_offset: committed,
         })
     }
 
-    async fn read(&self, req: pb::ReadRequest) -> Result<pb::ReadResponse, ApiError> {
+    async fn read(&self, who: Who, req: pb::ReadRequest) -> Result<pb::ReadResponse, ApiError> {
         let p = validate::read(req)?;
+        who.check(Action::Subscribe, &p.topic)?;
         let (records, head) = self.log.read(&p.topic, p.from, p.limit, &p.types).await?;
         let records = records.into_iter().map(Into::into).collect();
         Ok(pb::ReadResponse {
@@ -94,18 +108,21 @@ impl EventBusService {
         })
     }
 
-    async fn list_topics(&self) -> Result<pb::ListTopicsResponse, ApiError> {
+    async fn list_topics(&self, who: Who) -> Result<pb::ListTopicsResponse, ApiError> {
         let topics = self.log.list_topics().await?;
+        let visible = topics.into_iter().filter(|t| who.sees(&t.name));
         Ok(pb::ListTopicsResponse {
-            topics: topics.into_iter().map(Into::into).collect(),
+            topics: visible.map(Into::into).collect(),
         })
     }
 
     async fn list_consumers(
         &self,
+        who: Who,
         req: pb::ListConsumersRequest,
     ) -> Result<pb::ListConsumersResponse, ApiError> {
         validate::topic("topic", &req.topic)?;
+        who.check(Action::Subscribe, &req.topic)?;
         let consumers = self.engine.list(&req.topic).await?;
         let consumers = consumers
             .into_iter()
@@ -116,9 +133,11 @@ impl EventBusService {
 
     async fn delete_consumer(
         &self,
+        who: Who,
         req: pb::DeleteConsumerRequest,
     ) -> Result<pb::DeleteConsumerResponse, ApiError> {
         let (topic, consumer) = validate_subscribe::delete_consumer(req)?;
+        who.check(Action::Admin, &topic)?;
         self.engine.delete(&topic, &consumer).await?;
         Ok(pb::DeleteConsumerResponse {})
     }
@@ -130,13 +149,22 @@ fn reply<T>(result: Result<T, ApiError>) -> RpcResult<T> {
     result.map(Response::new).map_err(Status::from)
 }
 
+/// The caller the auth interceptor attached to the request, and the message. Fails
+/// closed: a request that did not pass the interceptor is unauthenticated.
+fn caller<T>(request: Request<T>) -> Result<(Who, T), Status> {
+    let who = request.extensions().get::<Who>().cloned();
+    let who = who.ok_or_else(|| Status::from(ApiError::from(AuthError::Missing)))?;
+    Ok((who, request.into_inner()))
+}
+
 #[tonic::async_trait]
 impl EventBus for EventBusService {
     async fn publish(
         &self,
         request: Request<pb::PublishRequest>,
     ) -> RpcResult<pb::PublishResponse> {
-        reply(self.publish(request.into_inner()).await)
+        let (who, req) = caller(request)?;
+        reply(self.publish(who, req).await)
     }
 
     type SubscribeStream = SubscribeStream;
@@ -146,39 +174,46 @@ impl EventBus for EventBusService {
         request: Request<pb::SubscribeRequest>,
     ) -> RpcResult<Self::SubscribeStream> {
         let peer = request.remote_addr();
-        reply(self.subscribe(request.into_inner(), peer).await)
+        let (who, req) = caller(request)?;
+        reply(self.subscribe(who, req, peer).await)
     }
 
     async fn ack(&self, request: Request<pb::AckRequest>) -> RpcResult<pb::AckResponse> {
-        reply(self.ack(request.into_inner()).await)
+        let (who, req) = caller(request)?;
+        reply(self.ack(who, req).await)
     }
 
     async fn seek(&self, request: Request<pb::SeekRequest>) -> RpcResult<pb::SeekResponse> {
-        reply(self.seek(request.into_inner()).await)
+        let (who, req) = caller(request)?;
+        reply(self.seek(who, req).await)
     }
 
     async fn read(&self, request: Request<pb::ReadRequest>) -> RpcResult<pb::ReadResponse> {
-        reply(self.read(request.into_inner()).await)
+        let (who, req) = caller(request)?;
+        reply(self.read(who, req).await)
     }
 
     async fn list_topics(
         &self,
-        _: Request<pb::ListTopicsRequest>,
+        request: Request<pb::ListTopicsRequest>,
     ) -> RpcResult<pb::ListTopicsResponse> {
-        reply(self.list_topics().await)
+        let (who, _) = caller(request)?;
+        reply(self.list_topics(who).await)
     }
 
     async fn list_consumers(
         &self,
         request: Request<pb::ListConsumersRequest>,
     ) -> RpcResult<pb::ListConsumersResponse> {
-        reply(self.list_consumers(request.into_inner()).await)
+        let (who, req) = caller(request)?;
+        reply(self.list_consumers(who, req).await)
     }
 
     async fn delete_consumer(
         &self,
         request: Request<pb::DeleteConsumerRequest>,
     ) -> RpcResult<pb::DeleteConsumerResponse> {
-        reply(self.delete_consumer(request.into_inner()).await)
+        let (who, req) = caller(request)?;
+        reply(self.delete_consumer(who, req).await)
     }
 }

@@ -11,11 +11,14 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 
+use crate::auth::{AuthFileError, Authenticator};
 use crate::config::ServeConfig;
 use crate::db::{self, DbError};
+use crate::error::ApiError;
 use crate::grpc::EventBusService;
 use crate::log::EventLog;
 use crate::proto::FILE_DESCRIPTOR_SET;
@@ -42,6 +45,9 @@ pub enum ServerError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The auth file could not be used.
+    #[error(transparent)]
+    Auth(#[from] AuthFileError),
     /// A TLS certificate or key file could not be read.
     #[error("cannot read TLS file {path}: {source}")]
     TlsFile {
@@ -64,6 +70,7 @@ pub struct Server {
     listener: TcpListener,
     pool: PgPool,
     tls: Option<tonic::transport::ServerTlsConfig>,
+    auth: Authenticator,
     config: ServeConfig,
 }
 
@@ -71,6 +78,10 @@ impl Server {
     /// Connects to `database_url`, applies migrations and binds the listen address.
     pub async fn build(config: ServeConfig, database_url: &str) -> Result<Self, ServerError> {
         let tls = tls::server_tls(&config.tls)?;
+        let auth = match &config.auth_file {
+            Some(path) => crate::auth::load(path)?,
+            None => Authenticator::open(),
+        };
         let pool = db::connect(database_url, &config.database).await?;
         db::migrate(&pool).await?;
         let addr = config.listen;
@@ -81,6 +92,7 @@ impl Server {
             listener,
             pool,
             tls,
+            auth,
             config,
         })
     }
@@ -125,7 +137,10 @@ impl Server {
             .add_service(health)
             .add_service(reflection_v1()?)
             .add_service(reflection_v1alpha()?)
-            .add_service(EventBusServer::new(service).max_decoding_message_size(max_decode));
+            .add_service(InterceptedService::new(
+                EventBusServer::new(service).max_decoding_message_size(max_decode),
+                authenticate(self.auth.clone()),
+            ));
         tracing::info!(addr = %self.local_addr(), "pulsebus serving");
         // Small request/response messages: without TCP_NODELAY, Nagle's algorithm and
         // delayed ACKs add tens of milliseconds per call.
@@ -151,6 +166,19 @@ impl Server {
             max_subscriptions_per_connection: flags.max_subscriptions_per_connection,
             ..SubscribeConfig::default()
         }
+    }
+}
+
+/// The interceptor that authenticates every EventBus call and attaches the caller.
+fn authenticate(
+    auth: Authenticator,
+) -> impl Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
+    move |mut request| {
+        let who = auth
+            .authenticate(request.metadata())
+            .map_err(|e| tonic::Status::from(ApiError::from(e)))?;
+        request.extensions_mut().insert(who);
+        Ok(request)
     }
 }
 

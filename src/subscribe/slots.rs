@@ -116,7 +116,7 @@ mod tests {
             })
         ));
         drop(first);
-        assert!(slots.take(Some(a)).is_ok());
+        let _again = slots.take(Some(a)).unwrap();
         assert_eq!(slots.open(), 3);
     }
 }
