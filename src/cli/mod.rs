@@ -1,4 +1,7 @@
-//! The `pulsebus` command line: `serve` runs the server, `migrate` applies the schema.
+//! The `pulsebus` command line: `serve` runs the server, `migrate` applies the schema,
+//! and the client commands (`topics`, `publish`, `read`, `tail`, ...) talk to a server.
+
+mod client;
 
 use std::error::Error;
 
@@ -19,6 +22,9 @@ pub struct Cli {
     /// Log format: human-readable text or one JSON object per line.
     #[arg(long, env = "PULSEBUS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub connection: client::Connection,
 
     #[command(subcommand)]
     pub command: Command,
@@ -42,6 +48,8 @@ pub enum Command {
     Migrate(DatabaseConfig),
     /// Read a bearer token from stdin and print the SHA-256 the auth file stores for it.
     HashToken,
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 /// Runs the parsed command line to completion.
@@ -51,6 +59,7 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
         Command::Serve(config) => serve(*config).await,
         Command::Migrate(config) => migrate(config).await,
         Command::HashToken => hash_token(),
+        Command::Client(command) => client::run(cli.connection, command).await,
     }
 }
 
