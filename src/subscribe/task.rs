@@ -71,11 +71,19 @@ impl Subscription {
             // The client may be slow to read; give the final status a moment to get in.
             let _ = tokio::time::timeout(FINAL_STATUS_WAIT, self.tx.send(Err(err))).await;
         }
-        if let Some(d) = &self.durable {
+        if let Some(d) = self.durable.take() {
             if let Err(e) = self.log.release_lease(&self.topic, &d.name, d.owner).await {
                 tracing::warn!(error = %e, topic = %self.topic, consumer = %d.name, "could not release lease; it will expire");
             }
-            d.signals.forget(&self.topic, &d.name);
+            // Our own receiver must be gone before the entry can be forgotten.
+            let Durable {
+                name,
+                signals,
+                signal,
+                ..
+            } = d;
+            drop(signal);
+            signals.forget(&self.topic, &name);
         }
     }
 
