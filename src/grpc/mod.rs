@@ -66,6 +66,7 @@ impl EventBusService {
         req: pb::SubscribeRequest,
         peer: Option<SocketAddr>,
     ) -> Result<SubscribeStream, ApiError> {
+        validate::request_size(&req, &self.limits)?;
         let params = validate_subscribe::subscribe(req)?;
         who.check(Action::Subscribe, &params.topic)?;
         let rx = self.engine.subscribe(params, peer).await?;
@@ -98,6 +99,7 @@ impl EventBusService {
     }
 
     async fn read(&self, who: Who, req: pb::ReadRequest) -> Result<pb::ReadResponse, ApiError> {
+        validate::request_size(&req, &self.limits)?;
         let p = validate::read(req)?;
         who.check(Action::Subscribe, &p.topic)?;
         let (records, head) = self.log.read(&p.topic, p.from, p.limit, &p.types).await?;

@@ -37,16 +37,7 @@ pub fn topic(field: &str, name: &str) -> Result<(), ApiError> {
 
 /// Validates a whole Publish request and converts its events.
 pub fn publish(req: pb::PublishRequest, limits: &Limits) -> Result<(String, Vec<Event>), ApiError> {
-    let size = req.encoded_len();
-    if size > limits.max_request_bytes {
-        return Err(too_large(
-            "request",
-            size,
-            limits.max_request_bytes,
-            "bytes",
-            "max-request-bytes",
-        ));
-    }
+    request_size(&req, limits)?;
     topic("topic", &req.topic)?;
     if req.events.is_empty() {
         return Err(ApiError::invalid(
@@ -72,6 +63,21 @@ pub fn publish(req: pb::PublishRequest, limits: &Limits) -> Result<(String, Vec<
         .collect::<Result<Vec<_>, _>>()?;
     no_repeated_ids(&events)?;
     Ok((req.topic, events))
+}
+
+/// Any request: its encoded size must be within `--max-request-bytes`.
+pub fn request_size(req: &impl Message, limits: &Limits) -> Result<(), ApiError> {
+    let size = req.encoded_len();
+    if size > limits.max_request_bytes {
+        return Err(too_large(
+            "request",
+            size,
+            limits.max_request_bytes,
+            "bytes",
+            "max-request-bytes",
+        ));
+    }
+    Ok(())
 }
 
 fn too_large(
@@ -156,7 +162,12 @@ fn event(i: usize, e: pb::Event, limits: &Limits) -> Result<Event, ApiError> {
     })
 }
 
+/// A name-like string: at most [`MAX_NAME_BYTES`], and no NUL (PostgreSQL text
+/// cannot hold one).
 fn short(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.contains('\0') {
+        return Err(ApiError::invalid(field, "must not contain NUL characters"));
+    }
     if value.len() > MAX_NAME_BYTES {
         return Err(ApiError::invalid(
             field,

@@ -81,9 +81,13 @@ impl Writer {
                     let _ = job.reply.send(outcome.map_err(Arc::new));
                 }
             }
-            // Another topic stored one of these ids concurrently: find out which
-            // request it was by writing them one at a time.
-            Err(LogError::Database { source, .. }) if is_id_conflict(&source) => {
+            // One request's rows were refused (or another topic stored one of these ids
+            // concurrently): write the requests one at a time, so only the culprit
+            // fails. An unreachable database fails them all at once.
+            Err(err)
+                if jobs.len() > 1 && !matches!(err, LogError::Unavailable { .. })
+                    || is_conflict(&err) =>
+            {
                 for job in jobs {
                     let outcome = self.append_alone(topic, &job.events).await;
                     let _ = job.reply.send(outcome.map_err(Arc::new));
@@ -98,16 +102,14 @@ impl Writer {
         }
     }
 
+    /// Writes one request on its own, retrying when a concurrent append to another
+    /// topic stored one of its ids first (the retry then names that topic).
     async fn append_alone(&self, topic: &str, events: &[Event]) -> Result<Vec<Appended>, LogError> {
         let mut attempt = 0;
         loop {
             match self.try_group(topic, &[events]).await {
                 Ok(mut outcomes) => return outcomes.remove(0),
-                Err(LogError::Database { source, .. })
-                    if is_id_conflict(&source) && attempt < ID_CONFLICT_RETRIES =>
-                {
-                    attempt += 1;
-                }
+                Err(err) if is_conflict(&err) && attempt < ID_CONFLICT_RETRIES => attempt += 1,
                 Err(err) => return Err(err),
             }
         }
@@ -153,6 +155,10 @@ impl Writer {
         self.window.push(topic, records.collect());
         self.heads.advance(topic, head + fresh.len() as i64);
     }
+}
+
+fn is_conflict(err: &LogError) -> bool {
+    matches!(err, LogError::Database { source, .. } if is_id_conflict(source))
 }
 
 /// Locks the topic row (creating it if needed) and returns its head and the lock time.
