@@ -4,7 +4,7 @@
 //! doorbell. Each request's events stay atomic: a request that cannot be stored fails
 //! alone and the others commit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -75,6 +75,24 @@ impl Writer {
 
     async fn write_group(&self, topic: &str, jobs: Vec<AppendJob>) {
         let batches: Vec<&[Event]> = jobs.iter().map(|j| j.events.as_slice()).collect();
+        match self.try_one_statement(topic, &batches).await {
+            Ok(Some(outcomes)) => {
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(Ok(outcome));
+                }
+                return;
+            }
+            Err(err @ LogError::Unavailable { .. }) => {
+                let err = Arc::new(err);
+                for job in jobs {
+                    let _ = job.reply.send(Err(Arc::clone(&err)));
+                }
+                return;
+            }
+            // Nothing was written: a new topic, an id stored elsewhere, or a refused row.
+            Ok(None) => tracing::debug!(topic, "append falls back to a transaction"),
+            Err(err) => tracing::debug!(topic, error = %err, "append falls back to a transaction"),
+        }
         match self.try_group(topic, &batches).await {
             Ok(outcomes) => {
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
@@ -100,6 +118,66 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// The common case in one round trip (see `APPEND_IN_ONE_STATEMENT`); `None` when
+    /// the step-by-step transaction must decide.
+    async fn try_one_statement(
+        &self,
+        topic: &str,
+        batches: &[&[Event]],
+    ) -> Result<Option<Vec<Vec<Appended>>>, LogError> {
+        let mut unique: Vec<&Event> = Vec::new();
+        let mut seen = HashSet::new();
+        for event in batches.iter().flat_map(|b| b.iter()) {
+            if seen.insert(event.id) {
+                unique.push(event);
+            }
+        }
+        let done = Columns::from_events(&unique)
+            .append_in_one_statement(&self.pool, topic)
+            .await
+            .map_err(|e| LogError::from_sqlx("appending events", e))?;
+        let (Some(head), Some(now)) = (done.head, done.now) else {
+            return Ok(None);
+        };
+        let stored: HashMap<Uuid, (i64, DateTime<Utc>)> = done
+            .stored
+            .into_iter()
+            .map(|(id, o, at)| (id, (o, at)))
+            .collect();
+        let mut placed = HashMap::with_capacity(unique.len());
+        let mut fresh = Vec::new();
+        for event in unique {
+            let place = match stored.get(&event.id) {
+                Some(&(offset, at)) => (offset, at, true),
+                None => {
+                    fresh.push(event);
+                    (head + fresh.len() as i64, now, false)
+                }
+            };
+            placed.insert(event.id, place);
+        }
+        debug_assert_eq!(fresh.len() as i64, done.inserted);
+        let mut first = HashSet::new();
+        let outcomes = batches
+            .iter()
+            .map(|batch| {
+                let appended = |e: &Event| {
+                    let (offset, appended_at, was_stored) = placed[&e.id];
+                    let duplicate = was_stored || !first.insert(e.id);
+                    Appended {
+                        id: e.id,
+                        offset,
+                        duplicate,
+                        appended_at,
+                    }
+                };
+                batch.iter().map(appended).collect()
+            })
+            .collect();
+        self.announce(topic, head, now, &fresh);
+        Ok(Some(outcomes))
     }
 
     /// Writes one request on its own, retrying when a concurrent append to another

@@ -119,3 +119,111 @@ impl Columns {
         Ok(())
     }
 }
+
+/// The whole append as one autocommit statement: lock the topic row (PostgreSQL
+/// re-reads a locked row, so `head` is current even after waiting), skip stored ids,
+/// insert the rest after the head, move the head and notify. Writes nothing when the
+/// topic does not exist or an id lives in another topic (`ok` is then empty): the
+/// caller falls back to the step-by-step transaction. The id check uses the
+/// statement's snapshot, taken before the lock wait: an id committed meanwhile makes
+/// the insert hit the unique constraint, which also sends the caller to the fallback.
+const APPEND_IN_ONE_STATEMENT: &str = r#"
+WITH locked AS (
+    SELECT head FROM topics WHERE name = $1 FOR UPDATE
+), existing AS (
+    SELECT e.id, e.topic, e."offset", e.appended_at FROM events e WHERE e.id = ANY($2::uuid[])
+), ok AS (
+    SELECT l.head, clock_timestamp() AS now FROM locked l
+    WHERE NOT EXISTS (SELECT 1 FROM existing x WHERE x.topic <> $1)
+), fresh AS (
+    SELECT u.*, row_number() OVER (ORDER BY u.ord) AS rn
+    FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+                $7::text[], $8::text[], $9::int4[], $10::jsonb[], $11::text[],
+                $12::text[], $13::text[], $14::bytea[], $15::text[])
+         WITH ORDINALITY AS u(id, type, source, subject, time, correlation_id, causation_id,
+                              schema_version, attributes, content_type, data_json,
+                              data_text, data_bytes, data_type, ord)
+    WHERE NOT EXISTS (SELECT 1 FROM existing x WHERE x.id = u.id)
+), inserted AS (
+    INSERT INTO events (topic, "offset", id, type, source, subject, time, correlation_id,
+                        causation_id, schema_version, attributes, content_type,
+                        data_json, data_text, data_bytes, data_type, appended_at)
+    SELECT $1, ok.head + f.rn, f.id, f.type, f.source, f.subject, COALESCE(f.time, ok.now),
+           f.correlation_id, f.causation_id, f.schema_version, f.attributes,
+           f.content_type, f.data_json::jsonb, f.data_text, f.data_bytes, f.data_type, ok.now
+    FROM fresh f CROSS JOIN ok
+    RETURNING 1
+), moved AS (
+    UPDATE topics SET head = ok.head + (SELECT count(*) FROM fresh)
+    FROM ok WHERE topics.name = $1 AND EXISTS (SELECT 1 FROM fresh)
+)
+SELECT (SELECT head FROM ok) AS head, (SELECT now FROM ok) AS now,
+       (SELECT count(*) FROM inserted) AS inserted,
+       array(SELECT id FROM existing) AS ids, array(SELECT "offset" FROM existing) AS offsets,
+       array(SELECT appended_at FROM existing) AS appended,
+       (SELECT pg_notify('pulsebus_head', $1 || ':' || (ok.head + (SELECT count(*) FROM fresh))::text)
+        FROM ok WHERE EXISTS (SELECT 1 FROM fresh)) IS NULL AS notified
+"#;
+
+/// What the one-statement append did.
+pub struct OneStatement {
+    /// The head before the append; `None` when nothing was written (fall back).
+    pub head: Option<i64>,
+    /// The append time.
+    pub now: Option<DateTime<Utc>>,
+    /// Rows inserted.
+    pub inserted: i64,
+    /// Ids that were already stored (all in this topic when `head` is set), with their
+    /// offsets and append times.
+    pub stored: Vec<(Uuid, i64, DateTime<Utc>)>,
+}
+
+impl Columns {
+    /// Appends these events (ids unique among them) in one autocommit statement.
+    pub async fn append_in_one_statement(
+        self,
+        pool: &sqlx::PgPool,
+        topic: &str,
+    ) -> Result<OneStatement, sqlx::Error> {
+        let c = self;
+        let row: (
+            Option<i64>,
+            Option<DateTime<Utc>>,
+            i64,
+            Vec<Uuid>,
+            Vec<i64>,
+            Vec<DateTime<Utc>>,
+            Option<bool>,
+        ) = sqlx::query_as(APPEND_IN_ONE_STATEMENT)
+            .bind(topic)
+            .bind(c.id)
+            .bind(c.event_type)
+            .bind(c.source)
+            .bind(c.subject)
+            .bind(c.time)
+            .bind(c.correlation_id)
+            .bind(c.causation_id)
+            .bind(c.schema_version)
+            .bind(c.attributes)
+            .bind(c.content_type)
+            .bind(c.data_json)
+            .bind(c.data_text)
+            .bind(c.data_bytes)
+            .bind(c.data_type)
+            .fetch_one(pool)
+            .await?;
+        let (head, now, inserted, ids, offsets, appended, _) = row;
+        let stored = ids
+            .into_iter()
+            .zip(offsets)
+            .zip(appended)
+            .map(|((id, o), at)| (id, o, at))
+            .collect();
+        Ok(OneStatement {
+            head,
+            now,
+            inserted,
+            stored,
+        })
+    }
+}
