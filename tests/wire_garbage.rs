@@ -12,7 +12,6 @@
 mod common;
 
 use std::future::poll_fn;
-use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes};
 use common::*;

@@ -162,8 +162,18 @@ SELECT (SELECT head FROM ok) AS head, (SELECT now FROM ok) AS now,
        array(SELECT id FROM existing) AS ids, array(SELECT "offset" FROM existing) AS offsets,
        array(SELECT appended_at FROM existing) AS appended,
        (SELECT pg_notify('pulsebus_head', $1 || ':' || (ok.head + (SELECT count(*) FROM fresh))::text)
-        FROM ok WHERE EXISTS (SELECT 1 FROM fresh)) IS NULL AS notified
+        FROM ok WHERE EXISTS (SELECT 1 FROM fresh)) IS NULL AS notify
 "#;
+
+#[derive(sqlx::FromRow)]
+struct OneStatementRow {
+    head: Option<i64>,
+    now: Option<DateTime<Utc>>,
+    inserted: i64,
+    ids: Vec<Uuid>,
+    offsets: Vec<i64>,
+    appended: Vec<DateTime<Utc>>,
+}
 
 /// What the one-statement append did.
 pub struct OneStatement {
@@ -186,15 +196,7 @@ impl Columns {
         topic: &str,
     ) -> Result<OneStatement, sqlx::Error> {
         let c = self;
-        let row: (
-            Option<i64>,
-            Option<DateTime<Utc>>,
-            i64,
-            Vec<Uuid>,
-            Vec<i64>,
-            Vec<DateTime<Utc>>,
-            Option<bool>,
-        ) = sqlx::query_as(APPEND_IN_ONE_STATEMENT)
+        let row: OneStatementRow = sqlx::query_as(APPEND_IN_ONE_STATEMENT)
             .bind(topic)
             .bind(c.id)
             .bind(c.event_type)
@@ -212,18 +214,12 @@ impl Columns {
             .bind(c.data_type)
             .fetch_one(pool)
             .await?;
-        let (head, now, inserted, ids, offsets, appended, _) = row;
-        let stored = ids
-            .into_iter()
-            .zip(offsets)
-            .zip(appended)
-            .map(|((id, o), at)| (id, o, at))
-            .collect();
+        let stored = row.ids.into_iter().zip(row.offsets).zip(row.appended);
         Ok(OneStatement {
-            head,
-            now,
-            inserted,
-            stored,
+            head: row.head,
+            now: row.now,
+            inserted: row.inserted,
+            stored: stored.map(|((id, o), at)| (id, o, at)).collect(),
         })
     }
 }
