@@ -1,1 +1,288 @@
-fn main() {}
+//! pulsebus-bench: runs named load scenarios against pulsebus and its baselines (the
+//! same rows written straight into PostgreSQL, and NATS JetStream with and without
+//! fsync-per-ack) on this machine, and prints one markdown table.
+//!
+//! Layout: `env` starts and stops the servers (`servers`: processes; `procs`: their
+//! CPU and memory from /proc), `systems` adapts each system to one interface,
+//! `scenarios` drive the load, `stats` and `report` make the table.
+
+mod env;
+mod procs;
+mod report;
+mod scenarios;
+mod servers;
+mod stats;
+mod systems;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, ValueEnum};
+
+use crate::env::{Env, EnvConfig};
+use crate::scenarios::{Ctx, Rows, Settings};
+use crate::systems::SystemKind;
+
+/// A scenario to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// Every scenario below, in this order.
+    All,
+    /// 1, 8 and 32 publishers, one event per call.
+    Publish,
+    /// 4 publishers, 100 events per call.
+    PublishBatch,
+    /// One publisher at a fixed rate, 1 / 100 / 500 live subscribers.
+    Fanout,
+    /// One durable consumer replays 1,000,000 stored events.
+    Catchup,
+    /// 20 topics, 16 publishers, 40 durable consumers acking.
+    Mixed,
+}
+
+const ORDER: [Scenario; 5] = [
+    Scenario::Publish,
+    Scenario::PublishBatch,
+    Scenario::Fanout,
+    Scenario::Catchup,
+    Scenario::Mixed,
+];
+
+/// Load generator for pulsebus and its baselines (PostgreSQL, NATS JetStream).
+/// Starts every server it needs on loopback and stops them on exit.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Scenarios to run (`all` for every one).
+    #[arg(value_enum, required = true)]
+    scenarios: Vec<Scenario>,
+
+    /// Systems to measure, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = SystemKind::ALL)]
+    systems: Vec<SystemKind>,
+
+    /// Length of every timed run (default: 15s publish, 5s fanout, 60s mixed).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+
+    /// Payload bytes per event (binary; the first 8 are the send timestamp).
+    #[arg(long, default_value_t = 1024)]
+    payload_bytes: usize,
+
+    /// publish: publisher counts, one run each.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 8, 32])]
+    publishers: Vec<usize>,
+
+    /// publish-batch: publishers.
+    #[arg(long, default_value_t = 4)]
+    batch_publishers: usize,
+
+    /// publish-batch: events per call.
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
+
+    /// fanout: events per second published.
+    #[arg(long, default_value_t = 2000)]
+    rate: u64,
+
+    /// fanout: subscriber counts, one run each.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 100, 500])]
+    subscribers: Vec<usize>,
+
+    /// fanout: most publish calls in flight (the publisher is open-loop).
+    #[arg(long, default_value_t = 256)]
+    fanout_in_flight: usize,
+
+    /// fanout: most subscribers for the PostgreSQL LISTEN/NOTIFY baseline (one
+    /// connection each; 500 take minutes).
+    #[arg(long, default_value_t = 100)]
+    pg_fanout_max: usize,
+
+    /// catchup: stored events to replay.
+    #[arg(long, default_value_t = 1_000_000)]
+    catchup_events: u64,
+
+    /// catchup: also run nats-sync (loading it fsyncs every message: slow).
+    #[arg(long)]
+    catchup_nats_sync: bool,
+
+    /// catchup: ack every this many events.
+    #[arg(long, default_value_t = 1000)]
+    ack_every: u64,
+
+    /// catchup: events per publish call when loading (untimed).
+    #[arg(long, default_value_t = 1000)]
+    load_batch: usize,
+
+    /// mixed: topics.
+    #[arg(long, default_value_t = 20)]
+    mixed_topics: usize,
+
+    /// mixed: publishers.
+    #[arg(long, default_value_t = 16)]
+    mixed_publishers: usize,
+
+    /// mixed: durable consumers (spread evenly over the topics).
+    #[arg(long, default_value_t = 40)]
+    mixed_consumers: usize,
+
+    /// mixed: each consumer acks every this many events.
+    #[arg(long, default_value_t = 100)]
+    mixed_ack_every: u64,
+
+    /// fanout and mixed: how long subscribers may take to receive everything after
+    /// publishing stopped before the run fails.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    drain_timeout: Duration,
+
+    /// The pulsebus binary (default: `pulsebus` next to this binary).
+    #[arg(long)]
+    pulsebus_bin: Option<PathBuf>,
+
+    /// Extra argument for `pulsebus serve` (repeatable), e.g. --pulsebus-arg=--db-max-connections=32.
+    #[arg(long, allow_hyphen_values = true)]
+    pulsebus_arg: Vec<String>,
+
+    /// nats-server binary (default: .venv-bench/bin/nats-server in the repository, then PATH).
+    #[arg(long)]
+    nats_server: Option<PathBuf>,
+
+    /// PostgreSQL setting NAME=VALUE for the one cluster pulsebus and the baseline share
+    /// (repeatable).
+    #[arg(long, value_parser = parse_setting, default_values = ["max_connections=700"])]
+    pg_setting: Vec<(String, String)>,
+
+    /// Where the scratch directory (cluster, NATS stores) goes.
+    #[arg(long, default_value_os_t = std::env::temp_dir())]
+    work_dir: PathBuf,
+
+    /// Also write the table to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn parse_setting(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or("expected NAME=VALUE")?;
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+impl Cli {
+    fn settings(&self) -> Settings {
+        Settings {
+            duration: self.duration,
+            payload_bytes: self.payload_bytes.max(8),
+            publishers: self.publishers.clone(),
+            batch_publishers: self.batch_publishers,
+            batch_size: self.batch_size.max(1),
+            rate: self.rate.max(1),
+            subscribers: self.subscribers.clone(),
+            fanout_in_flight: self.fanout_in_flight.max(1),
+            pg_fanout_max: self.pg_fanout_max,
+            catchup_events: self.catchup_events.max(1),
+            catchup_nats_sync: self.catchup_nats_sync,
+            ack_every: self.ack_every.max(1),
+            load_batch: self.load_batch.max(1),
+            mixed_topics: self.mixed_topics.max(1),
+            mixed_publishers: self.mixed_publishers,
+            mixed_consumers: self.mixed_consumers,
+            mixed_ack_every: self.mixed_ack_every.max(1),
+            drain_timeout: self.drain_timeout,
+        }
+    }
+
+    fn scenarios(&self) -> Vec<Scenario> {
+        if self.scenarios.contains(&Scenario::All) {
+            return ORDER.to_vec();
+        }
+        ORDER
+            .into_iter()
+            .filter(|s| self.scenarios.contains(s))
+            .collect()
+    }
+}
+
+async fn run(cli: &Cli, rows: Rows) -> Result<Vec<String>> {
+    let mut kinds = cli.systems.clone();
+    kinds.sort();
+    kinds.dedup();
+    let env = Env::start(EnvConfig {
+        kinds,
+        work_parent: cli.work_dir.clone(),
+        pulsebus_bin: cli.pulsebus_bin.clone(),
+        pulsebus_args: cli.pulsebus_arg.clone(),
+        nats_server: cli.nats_server.clone(),
+        pg_settings: cli.pg_setting.clone(),
+    })
+    .await
+    .context("starting the systems")?;
+    let mut ctx = Ctx::new(env, cli.settings(), rows);
+    for scenario in cli.scenarios() {
+        match scenario {
+            Scenario::Publish => scenarios::publish::run(&mut ctx).await,
+            Scenario::PublishBatch => scenarios::publish::run_batch(&mut ctx).await,
+            Scenario::Fanout => scenarios::fanout::run(&mut ctx).await,
+            Scenario::Catchup => scenarios::catchup::run(&mut ctx).await,
+            Scenario::Mixed => scenarios::mixed::run(&mut ctx).await,
+            Scenario::All => unreachable!("expanded"),
+        };
+    }
+    let mut notes = std::mem::take(&mut ctx.env.notes);
+    notes.extend(ctx.env.high_water_notes());
+    Ok(notes)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "interrupted (SIGINT)",
+        _ = term.recv() => "terminated (SIGTERM)",
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let shared = Rows::default();
+    // Dropping the run future (on a signal) drops the environment, which stops servers.
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = run(&cli, shared.clone()) => r,
+            why = interrupted() => Err(anyhow::anyhow!(why)),
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    let rows = std::mem::take(&mut *shared.lock().unwrap());
+    let table = report::table(&rows);
+    println!("{table}");
+    let notes = match &result {
+        Ok(notes) => notes.clone(),
+        Err(_) => Vec::new(),
+    };
+    for note in &notes {
+        println!("- {note}");
+    }
+    if let Some(path) = &cli.out {
+        let text = format!(
+            "{table}\n{}",
+            notes.iter().map(|n| format!("- {n}\n")).collect::<String>()
+        );
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("pulsebus-bench: writing {}: {e}", path.display());
+        }
+    }
+    match result {
+        Err(e) => {
+            eprintln!("pulsebus-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+        Ok(_) if rows.iter().any(|r| r.failed) => {
+            eprintln!("pulsebus-bench: some runs FAILED (see the notes column)");
+            ExitCode::FAILURE
+        }
+        Ok(_) => ExitCode::SUCCESS,
+    }
+}

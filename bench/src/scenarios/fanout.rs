@@ -1,0 +1,182 @@
+//! `fanout`: one publisher at a fixed rate (open loop: calls start on schedule, up to
+//! `--fanout-in-flight` at once, one event each) and N live subscribers on the topic.
+//! Every subscriber must receive every acknowledged event; latency is publish start to
+//! each subscriber's receipt.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::{Count, Ctx, Meter, Outcome, Target, join_counters, labelled, limited, spawn_counter};
+use crate::report::Row;
+use crate::scenarios::publish::reads;
+use crate::stats::{Latencies, now_nanos, stamped};
+use crate::systems::{PublisherOpts, SystemKind, Topic};
+
+async fn one(ctx: &mut Ctx, index: usize, subscribers: usize, duration: Duration) -> Result<Row> {
+    let run = ctx.next_run();
+    let topic = Topic {
+        run: run.clone(),
+        name: "t".to_owned(),
+    };
+    let s = ctx.settings.clone();
+    let system = &ctx.env.systems[index];
+    system.prepare(&run, std::slice::from_ref(&topic)).await?;
+    let opts = PublisherOpts {
+        connections: 16,
+        notify: true,
+    };
+    let publisher = system.publisher(opts).await?;
+    // Creates the topic before anyone subscribes (not delivered: subscribers start after it).
+    publisher
+        .clone()
+        .publish(&topic, vec![stamped(s.payload_bytes, now_nanos())])
+        .await?;
+    let (target_tx, target_rx) = watch::channel::<Target>(None);
+    let mut set = JoinSet::new();
+    for id in 0..subscribers {
+        let stream = system.live(&topic).await?;
+        spawn_counter(&mut set, id, stream, target_rx.clone(), None);
+    }
+    let meter = Meter::start(ctx, system).await;
+    let start = Instant::now();
+    let period = Duration::from_secs_f64(1.0 / s.rate.max(1) as f64);
+    let total = (duration.as_secs_f64() * s.rate as f64) as u64;
+    let acked = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
+    let in_flight = Arc::new(Semaphore::new(s.fanout_in_flight));
+    let mut calls = JoinSet::new();
+    let mut behind = 0u64;
+    for i in 0..total {
+        let due = start + period.mul_f64(i as f64);
+        tokio::time::sleep_until(due).await;
+        let permit = match in_flight.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                behind += 1;
+                in_flight.clone().acquire_owned().await?
+            }
+        };
+        let mut p = publisher.clone();
+        let (topic, acked, failed, first_error) = (
+            topic.clone(),
+            acked.clone(),
+            failed.clone(),
+            first_error.clone(),
+        );
+        let bytes = s.payload_bytes;
+        calls.spawn(async move {
+            let payload = stamped(bytes, now_nanos());
+            match p.publish(&topic, vec![payload]).await {
+                Ok(()) => acked.fetch_add(1, Ordering::Relaxed),
+                Err(e) => {
+                    first_error.lock().unwrap().get_or_insert(format!("{e:#}"));
+                    failed.fetch_add(1, Ordering::Relaxed)
+                }
+            };
+            drop(permit);
+        });
+    }
+    while calls.join_next().await.is_some() {}
+    let publish_elapsed = start.elapsed();
+    let expected = acked.load(Ordering::Relaxed);
+    target_tx.send(Some((expected, Instant::now() + s.drain_timeout)))?;
+    let counts = join_counters(set, subscribers).await?;
+    let delivered_in = start.elapsed();
+    drop(target_tx);
+    let mut outcome = judge(&counts, expected, subscribers);
+    outcome.elapsed = publish_elapsed;
+    let errors = failed.load(Ordering::Relaxed);
+    if errors > 0 {
+        outcome.failed = true;
+        let first = first_error.lock().unwrap().clone().unwrap_or_default();
+        outcome
+            .note
+            .push_str(&format!(" {errors} publish calls failed, first: {first};"));
+    }
+    if behind > 0 {
+        outcome.note.push_str(&format!(
+            " publisher hit {} calls in flight {behind} times;",
+            s.fanout_in_flight
+        ));
+    }
+    outcome.note.push_str(&format!(
+        " {} deliveries in {:.1} s ({:.0}/s)",
+        expected * subscribers as u64,
+        delivered_in.as_secs_f64(),
+        (expected * subscribers as u64) as f64 / delivered_in.as_secs_f64()
+    ));
+    let row = meter.finish(system, outcome);
+    drop((counts, publisher));
+    system.finish(&run).await?;
+    if expected == 0 {
+        bail!("no event was acknowledged");
+    }
+    Ok(row)
+}
+
+/// Checks that every subscriber got exactly `expected`; merges their latencies.
+fn judge(counts: &[Count], expected: u64, subscribers: usize) -> Outcome {
+    let mut latency = Latencies::default();
+    counts.iter().for_each(|c| latency.merge(&c.latency));
+    let short: Vec<&Count> = counts.iter().filter(|c| c.got != expected).collect();
+    let mut note = String::new();
+    if !short.is_empty() {
+        let min = short.iter().map(|c| c.got).min().unwrap_or(0);
+        let max = short.iter().map(|c| c.got).max().unwrap_or(0);
+        let err = counts
+            .iter()
+            .find_map(|c| c.error.clone())
+            .unwrap_or_default();
+        note = format!(
+            "DELIVERY MISMATCH: {}/{subscribers} subscribers did not get exactly {expected} \
+             (got {min}..{max}) {err};",
+            short.len()
+        );
+    }
+    Outcome {
+        events: expected,
+        latency: Some(latency),
+        latency_kind: "e2e",
+        failed: !short.is_empty(),
+        note,
+        ..Default::default()
+    }
+}
+
+/// `fanout`: 1, 100 and 500 subscribers (by default) at 2,000 events/s.
+pub async fn run(ctx: &mut Ctx) {
+    let duration = ctx.settings.duration.unwrap_or(Duration::from_secs(5));
+    for n in ctx.settings.subscribers.clone() {
+        let variant = format!("{n} sub @ {}/s", ctx.settings.rate);
+        for i in 0..ctx.env.systems.len() {
+            let kind = ctx.env.systems[i].kind;
+            if !reads(kind) {
+                continue;
+            }
+            if kind == SystemKind::Postgres && n > ctx.settings.pg_fanout_max {
+                ctx.record(Row {
+                    scenario: "fanout".to_owned(),
+                    variant: variant.clone(),
+                    system: kind.label().to_owned(),
+                    note: format!(
+                        "not run: over --pg-fanout-max {} LISTEN connections (every NOTIFY \
+                         wakes every listener; takes minutes)",
+                        ctx.settings.pg_fanout_max
+                    ),
+                    ..Default::default()
+                });
+                continue;
+            }
+            let limit = duration + ctx.settings.drain_timeout + Duration::from_secs(180);
+            let row = limited(limit, one(ctx, i, n, duration)).await;
+            labelled(ctx, i, "fanout", &variant, row).await;
+        }
+    }
+}

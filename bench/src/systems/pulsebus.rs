@@ -1,0 +1,132 @@
+//! pulsebus through its generated tonic client: one HTTP/2 connection per publisher
+//! or subscriber, as separate services would have.
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use futures::StreamExt;
+use pulsebus::proto::pulsebus::v1 as pb;
+use pulsebus::proto::pulsebus::v1::event_bus_client::EventBusClient;
+use tonic::transport::{Channel, Endpoint};
+
+use super::{AckToken, Acker, Deliveries, Delivery, Topic};
+
+async fn client(addr: &str) -> Result<EventBusClient<Channel>> {
+    let channel = Endpoint::from_shared(format!("http://{addr}"))?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .with_context(|| format!("connect to pulsebus at {addr}"))?;
+    Ok(EventBusClient::new(channel)
+        .max_decoding_message_size(64 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024))
+}
+
+fn event(payload: Bytes) -> pb::Event {
+    pb::Event {
+        r#type: "bench.event".to_owned(),
+        source: "pulsebus-bench".to_owned(),
+        content_type: "application/octet-stream".to_owned(),
+        data: Some(pb::event::Data::BinaryData(payload.into())),
+        ..Default::default()
+    }
+}
+
+/// A gRPC connection that publishes.
+#[derive(Clone)]
+pub struct PbPublisher(EventBusClient<Channel>);
+
+impl PbPublisher {
+    pub async fn connect(addr: &str) -> Result<Self> {
+        Ok(Self(client(addr).await?))
+    }
+
+    pub async fn publish(&mut self, topic: &Topic, payloads: Vec<Bytes>) -> Result<()> {
+        let req = pb::PublishRequest {
+            topic: topic.flat(),
+            events: payloads.into_iter().map(event).collect(),
+        };
+        self.0.publish(req).await.context("Publish")?;
+        Ok(())
+    }
+}
+
+/// Acks of one durable consumer.
+pub struct PbAcker {
+    client: EventBusClient<Channel>,
+    topic: String,
+    consumer: String,
+}
+
+impl PbAcker {
+    pub async fn ack(&mut self, offset: i64) -> Result<()> {
+        let req = pb::AckRequest {
+            topic: self.topic.clone(),
+            consumer: self.consumer.clone(),
+            offset,
+        };
+        self.client.ack(req).await.context("Ack")?;
+        Ok(())
+    }
+}
+
+async fn subscribe(addr: &str, req: pb::SubscribeRequest) -> Result<Deliveries> {
+    let stream = client(addr)
+        .await?
+        .subscribe(req)
+        .await
+        .context("Subscribe")?
+        .into_inner();
+    Ok(stream
+        .filter_map(|item| async move {
+            match item {
+                Ok(pb::SubscribeResponse {
+                    message: Some(pb::subscribe_response::Message::Record(r)),
+                }) => {
+                    let payload = match r.event.and_then(|e| e.data) {
+                        Some(pb::event::Data::BinaryData(b)) => Bytes::from(b),
+                        _ => Bytes::new(),
+                    };
+                    let token = AckToken::Offset(r.offset);
+                    Some(Ok(Delivery { payload, token }))
+                }
+                Ok(_) => None,
+                Err(status) => Some(Err(anyhow::Error::new(status).context("Subscribe stream"))),
+            }
+        })
+        .boxed())
+}
+
+pub async fn live(addr: &str, topic: &Topic) -> Result<Deliveries> {
+    let start = pb::StartPosition {
+        position: Some(pb::start_position::Position::Latest(
+            pb::start_position::Latest {},
+        )),
+    };
+    let req = pb::SubscribeRequest {
+        topic: topic.flat(),
+        start: Some(start),
+        ..Default::default()
+    };
+    subscribe(addr, req).await
+}
+
+pub async fn durable(
+    addr: &str,
+    topic: &Topic,
+    name: &str,
+    max_in_flight: u32,
+) -> Result<(Deliveries, Acker)> {
+    let req = pb::SubscribeRequest {
+        topic: topic.flat(),
+        consumer: name.to_owned(),
+        max_in_flight,
+        ..Default::default()
+    };
+    let stream = subscribe(addr, req).await?;
+    let acker = PbAcker {
+        client: client(addr).await?,
+        topic: topic.flat(),
+        consumer: name.to_owned(),
+    };
+    Ok((stream, Acker::Pulsebus(acker)))
+}
