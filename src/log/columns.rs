@@ -2,6 +2,8 @@
 //! statement: one round trip however many events the batch holds.
 
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
@@ -14,20 +16,21 @@ WITH inserted AS (
     INSERT INTO events (topic, "offset", id, type, source, subject, time, correlation_id,
                         causation_id, schema_version, attributes, content_type,
                         data_json, data_text, data_bytes, data_type, appended_at)
-    SELECT $1, $2 + u.ord, u.id, u.type, u.source, u.subject, COALESCE(u.time, $3),
+    SELECT $1, $16 + u.ord, u.id, u.type, u.source, u.subject, COALESCE(u.time, $17),
            u.correlation_id, u.causation_id, u.schema_version, u.attributes,
-           u.content_type, u.data_json::jsonb, u.data_text, u.data_bytes, u.data_type, $3
-    FROM UNNEST($4::uuid[], $5::text[], $6::text[], $7::text[], $8::timestamptz[],
-                $9::text[], $10::text[], $11::int4[], $12::jsonb[], $13::text[],
-                $14::text[], $15::text[], $16::bytea[], $17::text[])
+           u.content_type, u.data_json::jsonb, u.data_text, u.data_bytes, u.data_type, $17
+    FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+                $7::text[], $8::text[], $9::int4[], $10::jsonb[], $11::text[],
+                $12::text[], $13::text[], $14::bytea[], $15::text[])
          WITH ORDINALITY AS u(id, type, source, subject, time, correlation_id, causation_id,
                               schema_version, attributes, content_type, data_json,
                               data_text, data_bytes, data_type, ord)
     RETURNING 1
 ), moved AS (
-    UPDATE topics SET head = $2 + $18 WHERE name = $1
+    UPDATE topics SET head = $16 + $18 WHERE name = $1
 )
-SELECT pg_notify('pulsebus_head', $1 || ':' || ($2 + $18)::text), (SELECT count(*) FROM inserted)
+SELECT (SELECT count(*) FROM inserted) AS inserted,
+       pg_notify('pulsebus_head', $1 || ':' || ($16 + $18)::text) IS NULL AS notify
 "#;
 
 /// The batch as one array per column, for `UNNEST`.
@@ -93,30 +96,39 @@ impl Columns {
         now: DateTime<Utc>,
     ) -> Result<(), LogError> {
         let count = self.id.len() as i64;
-        let c = self;
-        sqlx::query(INSERT_EVENTS)
-            .bind(topic)
+        self.bind(sqlx::query_as::<_, (i64, bool)>(INSERT_EVENTS), topic)
             .bind(head)
             .bind(now)
-            .bind(c.id)
-            .bind(c.event_type)
-            .bind(c.source)
-            .bind(c.subject)
-            .bind(c.time)
-            .bind(c.correlation_id)
-            .bind(c.causation_id)
-            .bind(c.schema_version)
-            .bind(c.attributes)
-            .bind(c.content_type)
-            .bind(c.data_json)
-            .bind(c.data_text)
-            .bind(c.data_bytes)
-            .bind(c.data_type)
             .bind(count)
-            .execute(&mut **tx)
+            .fetch_one(&mut **tx)
             .await
             .map_err(|e| LogError::from_sqlx("inserting events", e))?;
         Ok(())
+    }
+
+    /// Binds `topic` as `$1` and the column arrays as `$2` to `$15`, the layout both
+    /// insert statements share.
+    fn bind<'q, O>(
+        self,
+        query: QueryAs<'q, Postgres, O, PgArguments>,
+        topic: &'q str,
+    ) -> QueryAs<'q, Postgres, O, PgArguments> {
+        query
+            .bind(topic)
+            .bind(self.id)
+            .bind(self.event_type)
+            .bind(self.source)
+            .bind(self.subject)
+            .bind(self.time)
+            .bind(self.correlation_id)
+            .bind(self.causation_id)
+            .bind(self.schema_version)
+            .bind(self.attributes)
+            .bind(self.content_type)
+            .bind(self.data_json)
+            .bind(self.data_text)
+            .bind(self.data_bytes)
+            .bind(self.data_type)
     }
 }
 
@@ -195,23 +207,8 @@ impl Columns {
         pool: &sqlx::PgPool,
         topic: &str,
     ) -> Result<OneStatement, sqlx::Error> {
-        let c = self;
-        let row: OneStatementRow = sqlx::query_as(APPEND_IN_ONE_STATEMENT)
-            .bind(topic)
-            .bind(c.id)
-            .bind(c.event_type)
-            .bind(c.source)
-            .bind(c.subject)
-            .bind(c.time)
-            .bind(c.correlation_id)
-            .bind(c.causation_id)
-            .bind(c.schema_version)
-            .bind(c.attributes)
-            .bind(c.content_type)
-            .bind(c.data_json)
-            .bind(c.data_text)
-            .bind(c.data_bytes)
-            .bind(c.data_type)
+        let row: OneStatementRow = self
+            .bind(sqlx::query_as(APPEND_IN_ONE_STATEMENT), topic)
             .fetch_one(pool)
             .await?;
         let stored = row.ids.into_iter().zip(row.offsets).zip(row.appended);
