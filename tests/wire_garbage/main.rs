@@ -9,142 +9,23 @@
 //! validation the server runs: an undecodable body is INTERNAL (tonic's answer to a
 //! protobuf decode error), a decodable but invalid one the validator's exact status.
 
+mod bodies;
+#[path = "../common/mod.rs"]
 mod common;
+mod raw;
 
-use std::future::poll_fn;
-
-use bytes::{Buf, BufMut, Bytes};
+use bodies::*;
+use bytes::Bytes;
 use common::*;
-use http_body_util::{BodyExt, Full};
 use prost::Message;
-use pulsebus::config::Limits;
-use pulsebus::grpc::{validate, validate_subscribe};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::codegen::Service;
-use tonic::codegen::http::{self, uri::PathAndQuery};
-use tonic::transport::Channel;
-use tonic::{Code, Status};
+use raw::*;
+use tonic::Code;
 
-const PUBLISH: &str = "/pulsebus.v1.EventBus/Publish";
-const SUBSCRIBE: &str = "/pulsebus.v1.EventBus/Subscribe";
-const MIB: usize = 1024 * 1024;
+pub const PUBLISH: &str = "/pulsebus.v1.EventBus/Publish";
+pub const SUBSCRIBE: &str = "/pulsebus.v1.EventBus/Subscribe";
+pub const MIB: usize = 1024 * 1024;
 /// The server's decode limit with default limits: max_request_bytes + 1 MiB of slack.
-const DECODE_LIMIT: usize = 8 * MIB + MIB;
-
-// ---------------------------------------------------------------------------------
-// A codec that sends and receives raw message bytes (tonic still frames them).
-// ---------------------------------------------------------------------------------
-
-#[derive(Clone, Copy, Default)]
-struct RawCodec;
-
-struct RawEncoder;
-struct RawDecoder;
-
-impl Encoder for RawEncoder {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawDecoder {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = RawEncoder;
-    type Decoder = RawDecoder;
-
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
-
-/// Sends `body` as the one message of a unary call; the reply's raw bytes or status.
-async fn unary(channel: &Channel, path: &'static str, body: Bytes) -> Result<Bytes, Status> {
-    let mut grpc = tonic::client::Grpc::new(channel.clone());
-    grpc.ready().await.expect("the channel is ready");
-    let call = grpc.unary(
-        tonic::Request::new(body),
-        PathAndQuery::from_static(path),
-        RawCodec,
-    );
-    tokio::time::timeout(WAIT, call)
-        .await
-        .unwrap_or_else(|_| panic!("{path} answered within {WAIT:?}"))
-        .map(tonic::Response::into_inner)
-}
-
-/// Opens a server stream with `body` as its request; `Ok` once the stream is open.
-async fn server_stream(channel: &Channel, path: &'static str, body: Bytes) -> Result<(), Status> {
-    let mut grpc = tonic::client::Grpc::new(channel.clone());
-    grpc.ready().await.expect("the channel is ready");
-    let call = grpc.server_streaming(
-        tonic::Request::new(body),
-        PathAndQuery::from_static(path),
-        RawCodec,
-    );
-    tokio::time::timeout(WAIT, call)
-        .await
-        .unwrap_or_else(|_| panic!("{path} answered within {WAIT:?}"))
-        .map(drop)
-}
-
-/// Sends `body` as the whole HTTP/2 request body, gRPC framing included (or not), and
-/// returns the gRPC status the server ends the call with.
-async fn raw_call(channel: &Channel, path: &str, body: Vec<u8>) -> Status {
-    let mut channel = channel.clone();
-    let request = http::Request::builder()
-        .method("POST")
-        .uri(format!("http://pulsebus.test{path}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(tonic::body::Body::new(Full::new(Bytes::from(body))))
-        .unwrap();
-    let call = async {
-        poll_fn(|cx| channel.poll_ready(cx))
-            .await
-            .expect("the channel is ready");
-        let response = channel.call(request).await.expect("an HTTP response");
-        if let Some(status) = Status::from_header_map(response.headers()) {
-            return status; // trailers-only
-        }
-        let body = response.into_body().collect().await.expect("a whole body");
-        let trailers = body.trailers().expect("the call ends with trailers");
-        Status::from_header_map(trailers).expect("the trailers hold a grpc-status")
-    };
-    tokio::time::timeout(WAIT, call)
-        .await
-        .unwrap_or_else(|_| panic!("{path} answered within {WAIT:?}"))
-}
-
-/// A gRPC frame: compression flag, big-endian length, then the bytes.
-fn frame(flag: u8, claimed_len: u32, bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(5 + bytes.len());
-    out.push(flag);
-    out.extend_from_slice(&claimed_len.to_be_bytes());
-    out.extend_from_slice(bytes);
-    out
-}
-
-fn framed(bytes: &[u8]) -> Vec<u8> {
-    frame(0, bytes.len() as u32, bytes)
-}
+pub const DECODE_LIMIT: usize = 8 * MIB + MIB;
 
 /// A normal Publish followed by a Read of it, on a fresh connection.
 async fn assert_serving(server: &TestServer, round: usize) {
@@ -155,148 +36,6 @@ async fn assert_serving(server: &TestServer, round: usize) {
     let records = read_all(&mut client, &topic).await;
     assert_eq!(records.len(), 1, "the event just published reads back");
     assert_eq!(records[0].offset, results[0].offset);
-}
-
-// ---------------------------------------------------------------------------------
-// Seeded pseudo-random bodies.
-// ---------------------------------------------------------------------------------
-
-/// SplitMix64: tiny, seeded, good enough to make bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
-
-fn valid_publish() -> Vec<u8> {
-    PublishRequest {
-        topic: "garbage".into(),
-        events: vec![
-            Event {
-                id: uuid::Uuid::new_v4().to_string(),
-                attributes: [("tenant".to_owned(), "t1".to_owned())].into(),
-                time: Some(prost_types::Timestamp {
-                    seconds: 1_700_000_000,
-                    nanos: 5,
-                }),
-                ..event("lesson.published", "{\"lesson\":42,\"tags\":[\"a\",\"b\"]}")
-            },
-            Event {
-                data: Some(event::Data::BinaryData(vec![1, 2, 3])),
-                content_type: "application/octet-stream".into(),
-                ..event("blob", "")
-            },
-        ],
-    }
-    .encode_to_vec()
-}
-
-fn valid_subscribe() -> Vec<u8> {
-    SubscribeRequest {
-        topic: "garbage".into(),
-        consumer: String::new(),
-        start: Some(StartPosition {
-            position: Some(start_position::Position::Offset(1)),
-        }),
-        types: vec!["lesson.published".into()],
-        max_in_flight: 10,
-    }
-    .encode_to_vec()
-}
-
-/// Protobuf-shaped noise: random tags (any wire type, field numbers near the real
-/// ones) with random varints or length-delimited chunks.
-fn tag_soup(rng: &mut Rng) -> Vec<u8> {
-    let mut out = Vec::new();
-    for _ in 0..1 + rng.below(8) {
-        let field = 1 + rng.below(14) as u64;
-        let wire = rng.below(8) as u64;
-        prost::encoding::encode_varint(field << 3 | wire, &mut out);
-        match wire {
-            0 => prost::encoding::encode_varint(rng.next() >> rng.below(64), &mut out),
-            2 => {
-                let n = rng.below(40);
-                prost::encoding::encode_varint(n as u64 + rng.below(3) as u64, &mut out);
-                out.extend(rng.bytes(n));
-            }
-            _ => {
-                let n = rng.below(9);
-                out.extend(rng.bytes(n));
-            }
-        }
-    }
-    out
-}
-
-/// Not a valid request (mostly): noise, mutated valid requests, or tag soup.
-fn garbage(rng: &mut Rng, valid: &[u8]) -> Vec<u8> {
-    match rng.below(6) {
-        0 => {
-            let n = rng.below(256);
-            rng.bytes(n)
-        }
-        1 => {
-            let n = 1 + rng.below(64 * 1024);
-            rng.bytes(n)
-        }
-        2 => {
-            let mut b = valid.to_vec();
-            for _ in 0..1 + rng.below(4) {
-                let i = rng.below(b.len());
-                b[i] ^= 1 << rng.below(8);
-            }
-            b
-        }
-        3 => valid[..rng.below(valid.len())].to_vec(),
-        4 => {
-            let mut b = valid.to_vec();
-            let at = rng.below(b.len() + 1);
-            let n = 1 + rng.below(16);
-            b.splice(at..at, rng.bytes(n));
-            b
-        }
-        _ => tag_soup(rng),
-    }
-}
-
-/// What the server should answer to `body`, from local decoding and validation:
-/// `None` when the request is valid (and may succeed).
-fn expected(path: &str, body: &[u8]) -> Option<Status> {
-    let limits = Limits::default();
-    let decode_error = |e: prost::DecodeError| Some(Status::internal(e.to_string()));
-    if path == PUBLISH {
-        match PublishRequest::decode(body) {
-            Err(e) => decode_error(e),
-            Ok(req) => validate::publish(req, &limits).err().map(Status::from),
-        }
-    } else {
-        match SubscribeRequest::decode(body) {
-            Err(e) => decode_error(e),
-            Ok(req) => validate_subscribe::subscribe(req).err().map(Status::from),
-        }
-    }
-}
-
-fn assert_status(got: &Status, want: &Status, body: &[u8]) {
-    assert_eq!(
-        (got.code(), got.message()),
-        (want.code(), want.message()),
-        "body {body:02x?}"
-    );
 }
 
 // ---------------------------------------------------------------------------------
