@@ -134,48 +134,28 @@ impl Writer {
                 unique.push(event);
             }
         }
-        let done = Columns::from_events(&unique)
+        let Some((head, now)) = Columns::from_events(&unique)
             .append_in_one_statement(&self.pool, topic)
             .await
-            .map_err(|e| LogError::from_sqlx("appending events", e))?;
-        let (Some(head), Some(now)) = (done.head, done.now) else {
+            .map_err(|e| LogError::from_sqlx("appending events", e))?
+        else {
             return Ok(None);
         };
-        let stored: HashMap<Uuid, (i64, DateTime<Utc>)> = done
-            .stored
-            .into_iter()
-            .map(|(id, o, at)| (id, (o, at)))
-            .collect();
-        let mut placed = HashMap::with_capacity(unique.len());
-        let mut fresh = Vec::new();
-        for event in unique {
-            let place = match stored.get(&event.id) {
-                Some(&(offset, at)) => (offset, at, true),
-                None => {
-                    fresh.push(event);
-                    (head + fresh.len() as i64, now, false)
-                }
-            };
-            placed.insert(event.id, place);
-        }
-        debug_assert_eq!(fresh.len() as i64, done.inserted);
+        let offsets: HashMap<Uuid, i64> = unique.iter().map(|e| e.id).zip(head + 1..).collect();
         let mut first = HashSet::new();
         let outcomes = batches
             .iter()
             .map(|batch| {
-                let appended = |e: &Event| {
-                    let (offset, appended_at, was_stored) = placed[&e.id];
-                    let duplicate = was_stored || !first.insert(e.id);
-                    Appended {
-                        id: e.id,
-                        offset,
-                        duplicate,
-                        appended_at,
-                    }
+                let appended = |e: &Event| Appended {
+                    id: e.id,
+                    offset: offsets[&e.id],
+                    duplicate: !first.insert(e.id),
+                    appended_at: now,
                 };
                 batch.iter().map(appended).collect()
             })
             .collect();
+        let fresh = unique;
         self.announce(topic, head, now, &fresh);
         Ok(Some(outcomes))
     }
@@ -264,8 +244,11 @@ async fn find_ids(conn: &mut PgConnection, batches: &[&[Event]]) -> Result<Store
         .iter()
         .flat_map(|b| b.iter().map(|e| e.id))
         .collect();
+    // Not a cached statement: planned with these ids, so it is always an index lookup
+    // (a generic plan made while the table was small scans it whole).
     let rows: Vec<(Uuid, String, i64, DateTime<Utc>)> = sqlx::query_as(FIND_IDS)
         .bind(&ids)
+        .persistent(false)
         .fetch_all(conn)
         .await
         .map_err(|e| LogError::from_sqlx("looking up event ids", e))?;

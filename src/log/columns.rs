@@ -133,90 +133,53 @@ impl Columns {
 }
 
 /// The whole append as one autocommit statement: lock the topic row (PostgreSQL
-/// re-reads a locked row, so `head` is current even after waiting), skip stored ids,
-/// insert the rest after the head, move the head and notify. Writes nothing when the
-/// topic does not exist or an id lives in another topic (`ok` is then empty): the
-/// caller falls back to the step-by-step transaction. The id check uses the
-/// statement's snapshot, taken before the lock wait: an id committed meanwhile makes
-/// the insert hit the unique constraint, which also sends the caller to the fallback.
+/// re-reads a locked row, so `head` is current even after waiting), insert the events
+/// after the head, move the head and notify. Returns no row (writes nothing) when the
+/// topic does not exist. There is no id lookup here: a retried id makes the insert hit
+/// the unique constraint, the statement fails whole, and the caller falls back to the
+/// step-by-step transaction that reports duplicates. (A lookup here also ran as a
+/// sequential scan for the first minute of a fresh database: the cached generic plan
+/// was made while `events` was empty.)
 const APPEND_IN_ONE_STATEMENT: &str = r#"
 WITH locked AS (
-    SELECT head FROM topics WHERE name = $1 FOR UPDATE
-), existing AS (
-    SELECT e.id, e.topic, e."offset", e.appended_at FROM events e WHERE e.id = ANY($2::uuid[])
-), ok AS (
-    SELECT l.head, clock_timestamp() AS now FROM locked l
-    WHERE NOT EXISTS (SELECT 1 FROM existing x WHERE x.topic <> $1)
-), fresh AS (
-    SELECT u.*, row_number() OVER (ORDER BY u.ord) AS rn
-    FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+    SELECT head, clock_timestamp() AS now FROM topics WHERE name = $1 FOR UPDATE
+), inserted AS (
+    INSERT INTO events (topic, "offset", id, type, source, subject, time, correlation_id,
+                        causation_id, schema_version, attributes, content_type,
+                        data_json, data_text, data_bytes, data_type, appended_at)
+    SELECT $1, l.head + u.ord, u.id, u.type, u.source, u.subject, COALESCE(u.time, l.now),
+           u.correlation_id, u.causation_id, u.schema_version, u.attributes,
+           u.content_type, u.data_json::jsonb, u.data_text, u.data_bytes, u.data_type, l.now
+    FROM locked l,
+         UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
                 $7::text[], $8::text[], $9::int4[], $10::jsonb[], $11::text[],
                 $12::text[], $13::text[], $14::bytea[], $15::text[])
          WITH ORDINALITY AS u(id, type, source, subject, time, correlation_id, causation_id,
                               schema_version, attributes, content_type, data_json,
                               data_text, data_bytes, data_type, ord)
-    WHERE NOT EXISTS (SELECT 1 FROM existing x WHERE x.id = u.id)
-), inserted AS (
-    INSERT INTO events (topic, "offset", id, type, source, subject, time, correlation_id,
-                        causation_id, schema_version, attributes, content_type,
-                        data_json, data_text, data_bytes, data_type, appended_at)
-    SELECT $1, ok.head + f.rn, f.id, f.type, f.source, f.subject, COALESCE(f.time, ok.now),
-           f.correlation_id, f.causation_id, f.schema_version, f.attributes,
-           f.content_type, f.data_json::jsonb, f.data_text, f.data_bytes, f.data_type, ok.now
-    FROM fresh f CROSS JOIN ok
-    RETURNING 1
 ), moved AS (
-    UPDATE topics SET head = ok.head + (SELECT count(*) FROM fresh)
-    FROM ok WHERE topics.name = $1 AND EXISTS (SELECT 1 FROM fresh)
+    UPDATE topics SET head = l.head + $16 FROM locked l WHERE topics.name = $1
 )
-SELECT (SELECT head FROM ok) AS head, (SELECT now FROM ok) AS now,
-       (SELECT count(*) FROM inserted) AS inserted,
-       array(SELECT id FROM existing) AS ids, array(SELECT "offset" FROM existing) AS offsets,
-       array(SELECT appended_at FROM existing) AS appended,
-       (SELECT pg_notify('pulsebus_head', $1 || ':' || (ok.head + (SELECT count(*) FROM fresh))::text)
-        FROM ok WHERE EXISTS (SELECT 1 FROM fresh)) IS NULL AS notify
+SELECT l.head, l.now,
+       pg_notify('pulsebus_head', $1 || ':' || (l.head + $16)::text) IS NULL AS notify
+FROM locked l
 "#;
 
-#[derive(sqlx::FromRow)]
-struct OneStatementRow {
-    head: Option<i64>,
-    now: Option<DateTime<Utc>>,
-    inserted: i64,
-    ids: Vec<Uuid>,
-    offsets: Vec<i64>,
-    appended: Vec<DateTime<Utc>>,
-}
-
-/// What the one-statement append did.
-pub struct OneStatement {
-    /// The head before the append; `None` when nothing was written (fall back).
-    pub head: Option<i64>,
-    /// The append time.
-    pub now: Option<DateTime<Utc>>,
-    /// Rows inserted.
-    pub inserted: i64,
-    /// Ids that were already stored (all in this topic when `head` is set), with their
-    /// offsets and append times.
-    pub stored: Vec<(Uuid, i64, DateTime<Utc>)>,
-}
-
 impl Columns {
-    /// Appends these events (ids unique among them) in one autocommit statement.
+    /// Appends these events (ids unique among them, none stored yet) in one autocommit
+    /// statement. Returns the head before the append and the append time, or `None`
+    /// when the topic does not exist yet; a stored id fails with a unique violation.
     pub async fn append_in_one_statement(
         self,
         pool: &sqlx::PgPool,
         topic: &str,
-    ) -> Result<OneStatement, sqlx::Error> {
-        let row: OneStatementRow = self
+    ) -> Result<Option<(i64, DateTime<Utc>)>, sqlx::Error> {
+        let count = self.id.len() as i64;
+        let row: Option<(i64, DateTime<Utc>, bool)> = self
             .bind(sqlx::query_as(APPEND_IN_ONE_STATEMENT), topic)
-            .fetch_one(pool)
+            .bind(count)
+            .fetch_optional(pool)
             .await?;
-        let stored = row.ids.into_iter().zip(row.offsets).zip(row.appended);
-        Ok(OneStatement {
-            head: row.head,
-            now: row.now,
-            inserted: row.inserted,
-            stored: stored.map(|((id, o), at)| (id, o, at)).collect(),
-        })
+        Ok(row.map(|(head, now, _)| (head, now)))
     }
 }
