@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgPool};
 
 use crate::config::{DatabaseConfig, redact_url};
 
@@ -29,12 +29,25 @@ pub enum DbError {
 /// The schema, embedded in the binary at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// A connection idle longer than this is pinged before use (it may have been cut
+/// while it sat in the pool); busier ones are not, which saves a round trip per query.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// Opens a pool sized and timed out as configured.
 pub async fn connect(url: &str, config: &DatabaseConfig) -> Result<PgPool, DbError> {
     PgPoolOptions::new()
         .max_connections(config.db_max_connections)
         .acquire_timeout(config.db_timeout)
         .idle_timeout(Some(Duration::from_secs(300)))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_AFTER_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect(url)
         .await
         .map_err(|source| DbError::Connect {
