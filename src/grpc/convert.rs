@@ -101,7 +101,7 @@ impl From<Delivery> for pb::SubscribeResponse {
     fn from(d: Delivery) -> Self {
         use pb::subscribe_response::Message;
         let message = match d {
-            Delivery::Record(r) => Message::Record((*r).into()),
+            Delivery::Record(r) => Message::Record(r.into_record().into()),
             Delivery::Heartbeat { head, committed } => Message::Heartbeat(pb::Heartbeat {
                 head_offset: head,
                 committed_offset: committed,

@@ -3,10 +3,12 @@
 //! and converts the reply. No SQL here.
 
 mod convert;
+mod fanout;
 pub mod validate;
 pub mod validate_subscribe;
 
 pub use convert::timestamp;
+pub use fanout::EventBusRoutes;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -22,7 +24,7 @@ use crate::error::ApiError;
 use crate::log::EventLog;
 use crate::proto::pulsebus::v1 as pb;
 use crate::proto::pulsebus::v1::event_bus_server::EventBus;
-use crate::subscribe::Engine;
+use crate::subscribe::{self, Engine};
 
 /// The service behind `pulsebus.v1.EventBus`.
 #[derive(Clone)]
@@ -60,17 +62,30 @@ impl EventBusService {
         Ok(pb::PublishResponse { results })
     }
 
+    /// Starts a subscription; `EventBusRoutes` sends its items encoded once per record,
+    /// the generated route (kept working) converts them one by one.
+    async fn open_subscription(
+        &self,
+        who: Who,
+        req: pb::SubscribeRequest,
+        peer: Option<SocketAddr>,
+    ) -> Result<ReceiverStream<subscribe::Item>, ApiError> {
+        validate::request_size(&req, &self.limits)?;
+        let params = validate_subscribe::subscribe(req)?;
+        who.check(Action::Subscribe, &params.topic)?;
+        Ok(ReceiverStream::new(
+            self.engine.subscribe(params, peer).await?,
+        ))
+    }
+
     async fn subscribe(
         &self,
         who: Who,
         req: pb::SubscribeRequest,
         peer: Option<SocketAddr>,
     ) -> Result<SubscribeStream, ApiError> {
-        validate::request_size(&req, &self.limits)?;
-        let params = validate_subscribe::subscribe(req)?;
-        who.check(Action::Subscribe, &params.topic)?;
-        let rx = self.engine.subscribe(params, peer).await?;
-        let stream = ReceiverStream::new(rx).map(|item| {
+        let items = self.open_subscription(who, req, peer).await?;
+        let stream = items.map(|item| {
             item.map(Into::into)
                 .map_err(|e| Status::from(ApiError::from(e)))
         });

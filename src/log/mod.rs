@@ -18,7 +18,7 @@ pub use consumers::{ConsumerInfo, Deleted, Position};
 pub use error::{LogError, is_unavailable};
 pub use heads::Heads;
 pub use read::PageRequest;
-pub use types::{Appended, Event, Payload, Record, TopicInfo};
+pub use types::{Appended, Event, Payload, Record, SharedRecord, TopicInfo};
 pub use window::{DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_RECORDS, Page, Window};
 
 use std::sync::Arc;

@@ -5,7 +5,7 @@ use sqlx::PgExecutor;
 use tokio_stream::StreamExt;
 use uuid::Uuid;
 
-use super::{Event, EventLog, LogError, Page, Payload, Record, TopicInfo};
+use super::{Event, EventLog, LogError, Page, Payload, Record, SharedRecord, TopicInfo};
 
 /// Most bytes one Read page carries: gRPC clients refuse replies over 4 MiB by default.
 const READ_BUDGET_BYTES: usize = 3 * 1024 * 1024;
@@ -72,7 +72,11 @@ impl EventLog {
             limit,
             max_bytes: READ_BUDGET_BYTES,
         };
-        Ok((self.page(&page).await?.records, head))
+        let records = self.page(&page).await?.records;
+        Ok((
+            records.into_iter().map(SharedRecord::into_record).collect(),
+            head,
+        ))
     }
 
     /// Reads one page of records in offset order, holding at most `limit` records and
@@ -95,12 +99,12 @@ impl EventLog {
             let Some(row) = rows.next().await else { break };
             let record = Record::from(row.map_err(|e| LogError::from_sqlx("reading events", e))?);
             bytes += record.approximate_size();
-            records.push(record);
+            records.push(SharedRecord::new(record));
         }
         // Stopped by the limit or the byte budget: only what was returned is scanned.
         let cut_short = records.len() as i64 >= req.limit || bytes >= req.max_bytes;
         let scanned_to = match records.last() {
-            Some(last) if cut_short => last.offset,
+            Some(last) if cut_short => last.record().offset,
             _ => req.to,
         };
         Ok(Page {

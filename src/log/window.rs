@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use super::{PageRequest, Record};
+use super::{PageRequest, Record, SharedRecord};
 
 /// Default bound on each topic's window.
 pub const DEFAULT_WINDOW_RECORDS: usize = 4096;
@@ -17,7 +17,7 @@ pub const DEFAULT_WINDOW_BYTES: usize = 8 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Page {
     /// The records, in offset order.
-    pub records: Vec<Record>,
+    pub records: Vec<Arc<SharedRecord>>,
     /// Every offset up to this one was examined (returned, or filtered out by type);
     /// the next page starts after it.
     pub scanned_to: i64,
@@ -25,7 +25,7 @@ pub struct Page {
 
 #[derive(Default)]
 struct TopicWindow {
-    records: VecDeque<Arc<Record>>,
+    records: VecDeque<Arc<SharedRecord>>,
     bytes: usize,
 }
 
@@ -49,23 +49,24 @@ impl Window {
     /// Adds just-committed records (consecutive offsets, in order).
     pub fn push(&self, topic: &str, records: Vec<Record>) {
         let Some(first) = records.first() else { return };
+        let first = first.offset;
         let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
         let w = topics.entry(topic.to_owned()).or_default();
         if w.records
             .back()
-            .is_some_and(|last| last.offset + 1 != first.offset)
+            .is_some_and(|last| last.record().offset + 1 != first)
         {
             *w = TopicWindow::default();
         }
         for record in records {
             w.bytes += record.approximate_size();
-            w.records.push_back(Arc::new(record));
+            w.records.push_back(SharedRecord::new(record));
         }
         while w.records.len() > self.max_records
             || (w.bytes > self.max_bytes && w.records.len() > 1)
         {
             let old = w.records.pop_front().expect("non-empty");
-            w.bytes -= old.approximate_size();
+            w.bytes -= old.record().approximate_size();
         }
     }
 
@@ -73,8 +74,8 @@ impl Window {
     pub fn read(&self, req: &PageRequest<'_>) -> Option<Page> {
         let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
         let w = topics.get(req.topic)?;
-        let first = w.records.front()?.offset;
-        let last = w.records.back()?.offset;
+        let first = w.records.front()?.record().offset;
+        let last = w.records.back()?.record().offset;
         if req.from < first || req.from > last {
             return None;
         }
@@ -83,7 +84,8 @@ impl Window {
             scanned_to: req.from - 1,
         };
         let mut bytes = 0;
-        for record in w.records.range((req.from - first) as usize..) {
+        for shared in w.records.range((req.from - first) as usize..) {
+            let record = shared.record();
             let full = page.records.len() as i64 >= req.limit || bytes >= req.max_bytes;
             if record.offset > req.to || full {
                 break;
@@ -91,7 +93,7 @@ impl Window {
             page.scanned_to = record.offset;
             if req.types.is_empty() || req.types.contains(&record.event.event_type) {
                 bytes += record.approximate_size();
-                page.records.push(Record::clone(record));
+                page.records.push(Arc::clone(shared));
             }
         }
         Some(page)

@@ -19,10 +19,9 @@ use crate::auth::{AuthFileError, Authenticator};
 use crate::config::ServeConfig;
 use crate::db::{self, DbError};
 use crate::error::ApiError;
-use crate::grpc::EventBusService;
+use crate::grpc::{EventBusRoutes, EventBusService};
 use crate::log::EventLog;
 use crate::proto::FILE_DESCRIPTOR_SET;
-use crate::proto::pulsebus::v1::event_bus_server::EventBusServer;
 use crate::subscribe::{Engine, SubscribeConfig};
 
 /// How often the health service checks that PostgreSQL answers.
@@ -138,7 +137,7 @@ impl Server {
             .add_service(reflection_v1()?)
             .add_service(reflection_v1alpha()?)
             .add_service(InterceptedService::new(
-                EventBusServer::new(service).max_decoding_message_size(max_decode),
+                EventBusRoutes::new(service, max_decode),
                 authenticate(self.auth.clone()),
             ));
         tracing::info!(addr = %self.local_addr(), "pulsebus serving");

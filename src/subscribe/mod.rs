@@ -33,7 +33,7 @@ use self::acks::AckCoalescer;
 use self::signals::Signals;
 use self::slots::Slots;
 use self::task::{Durable, Subscription};
-use crate::log::{ConsumerInfo, Deleted, EventLog, Record};
+use crate::log::{ConsumerInfo, Deleted, EventLog, SharedRecord};
 
 pub use self::task::Item;
 
@@ -74,8 +74,8 @@ impl Default for SubscribeConfig {
 /// What a subscription delivers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
-    /// The next record (boxed: channel slots stay small).
-    Record(Box<Record>),
+    /// The next record, shared with the tail window and the topic's other streams.
+    Record(Arc<SharedRecord>),
     /// The stream is alive; where the topic and the consumer stand.
     Heartbeat {
         /// The topic's head.

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::signals::{ConsumerSignal, Signals};
 use super::{Delivery, SubscribeConfig, SubscribeError};
-use crate::log::{EventLog, PageRequest, Position, Record};
+use crate::log::{EventLog, PageRequest, Position, SharedRecord};
 
 /// How long a subscription ending with an error waits to queue its final status.
 const FINAL_STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
@@ -185,7 +185,7 @@ impl Subscription {
         let epoch = self.epoch;
         let sent = !page.records.is_empty();
         for record in page.records {
-            let offset = record.offset;
+            let offset = record.record().offset;
             self.send(record, renew).await?;
             if self.epoch != epoch {
                 return Ok(true); // a seek moved us while sending: re-read from there
@@ -200,13 +200,17 @@ impl Subscription {
     }
 
     /// Sends one record, renewing the lease while the client is slow to read.
-    async fn send(&mut self, record: Record, renew: &mut Interval) -> Result<(), SubscribeError> {
+    async fn send(
+        &mut self,
+        record: Arc<SharedRecord>,
+        renew: &mut Interval,
+    ) -> Result<(), SubscribeError> {
         let tx = self.tx.clone();
         loop {
             tokio::select! {
                 permit = tx.reserve() => {
                     let Ok(permit) = permit else { return Err(SubscribeError::ShuttingDown) };
-                    permit.send(Ok(Delivery::Record(Box::new(record))));
+                    permit.send(Ok(Delivery::Record(record)));
                     return Ok(());
                 }
                 _ = self.token.cancelled() => return Err(SubscribeError::ShuttingDown),
