@@ -132,37 +132,38 @@ impl Columns {
     }
 }
 
-/// The whole append as one autocommit statement: lock the topic row (PostgreSQL
-/// re-reads a locked row, so `head` is current even after waiting), insert the events
-/// after the head, move the head and notify. Returns no row (writes nothing) when the
-/// topic does not exist. There is no id lookup here: a retried id makes the insert hit
-/// the unique constraint, the statement fails whole, and the caller falls back to the
+/// The whole append as one autocommit statement: move the topic's head by the batch
+/// size (the UPDATE locks the row; after waiting for a concurrent append PostgreSQL
+/// re-reads it, so the head is current), insert the events after the old head, and
+/// notify. The append time is taken after the row is locked, so it never goes
+/// backwards within a topic. Returns no row (writes nothing) when the topic does not
+/// exist. There is no id lookup here: a retried id makes the insert hit the unique
+/// constraint, the statement fails whole, and the caller falls back to the
 /// step-by-step transaction that reports duplicates. (A lookup here also ran as a
 /// sequential scan for the first minute of a fresh database: the cached generic plan
 /// was made while `events` was empty.)
 const APPEND_IN_ONE_STATEMENT: &str = r#"
-WITH locked AS (
-    SELECT head, clock_timestamp() AS now FROM topics WHERE name = $1 FOR UPDATE
+WITH moved AS (
+    UPDATE topics SET head = head + $16 WHERE name = $1
+    RETURNING head - $16 AS head, clock_timestamp() AS now
 ), inserted AS (
     INSERT INTO events (topic, "offset", id, type, source, subject, time, correlation_id,
                         causation_id, schema_version, attributes, content_type,
                         data_json, data_text, data_bytes, data_type, appended_at)
-    SELECT $1, l.head + u.ord, u.id, u.type, u.source, u.subject, COALESCE(u.time, l.now),
+    SELECT $1, m.head + u.ord, u.id, u.type, u.source, u.subject, COALESCE(u.time, m.now),
            u.correlation_id, u.causation_id, u.schema_version, u.attributes,
-           u.content_type, u.data_json::jsonb, u.data_text, u.data_bytes, u.data_type, l.now
-    FROM locked l,
+           u.content_type, u.data_json::jsonb, u.data_text, u.data_bytes, u.data_type, m.now
+    FROM moved m,
          UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
                 $7::text[], $8::text[], $9::int4[], $10::jsonb[], $11::text[],
                 $12::text[], $13::text[], $14::bytea[], $15::text[])
          WITH ORDINALITY AS u(id, type, source, subject, time, correlation_id, causation_id,
                               schema_version, attributes, content_type, data_json,
                               data_text, data_bytes, data_type, ord)
-), moved AS (
-    UPDATE topics SET head = l.head + $16 FROM locked l WHERE topics.name = $1
 )
-SELECT l.head, l.now,
-       pg_notify('pulsebus_head', $1 || ':' || (l.head + $16)::text) IS NULL AS notify
-FROM locked l
+SELECT m.head, m.now,
+       pg_notify('pulsebus_head', $1 || ':' || (m.head + $16)::text) IS NULL AS notify
+FROM moved m
 "#;
 
 impl Columns {
