@@ -19,7 +19,9 @@ pub use error::{LogError, is_unavailable};
 pub use heads::Heads;
 pub use read::PageRequest;
 pub use types::{Appended, Event, Payload, Record, SharedRecord, TopicInfo};
-pub use window::{DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_RECORDS, Page, Window};
+pub use window::{
+    DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_RECORDS, DEFAULT_WINDOW_TOTAL_BYTES, Page, Window,
+};
 
 use std::sync::Arc;
 
@@ -55,7 +57,11 @@ impl EventLog {
     pub fn new(pool: PgPool) -> Self {
         Self::with_window(
             pool,
-            Window::new(DEFAULT_WINDOW_RECORDS, DEFAULT_WINDOW_BYTES),
+            Window::new(
+                DEFAULT_WINDOW_RECORDS,
+                DEFAULT_WINDOW_BYTES,
+                DEFAULT_WINDOW_TOTAL_BYTES,
+            ),
         )
     }
 

@@ -1,10 +1,14 @@
 //! The tail window: the most recently committed records of each topic, kept in memory
 //! so live subscribers are served without a query per subscriber per event. Only this
 //! process's commits enter it, in offset order; a commit from another replica leaves
-//! a gap, which resets the window. Anything not in it is read from PostgreSQL.
+//! a gap, which resets the topic's window. Anything not in it is read from PostgreSQL.
+//!
+//! Bounded twice: per topic (records and bytes), and in total across topics, so the
+//! number of topics does not multiply the memory. Over the total, the records
+//! committed longest ago go first, whichever topic holds them.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{PageRequest, Record, SharedRecord};
 
@@ -12,6 +16,8 @@ use super::{PageRequest, Record, SharedRecord};
 pub const DEFAULT_WINDOW_RECORDS: usize = 4096;
 /// Default bound on each topic's window, in (approximate) bytes.
 pub const DEFAULT_WINDOW_BYTES: usize = 8 * 1024 * 1024;
+/// Default bound on all topics' windows together, in (approximate) bytes.
+pub const DEFAULT_WINDOW_TOTAL_BYTES: usize = 64 * 1024 * 1024;
 
 /// A page of records and how far it looked.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -29,51 +35,148 @@ struct TopicWindow {
     bytes: usize,
 }
 
-/// Per-topic windows, each bounded by record count and bytes.
+impl TopicWindow {
+    fn front_offset(&self) -> Option<i64> {
+        self.records.front().map(|r| r.record().offset)
+    }
+
+    /// Drops the oldest record; returns its size.
+    fn pop(&mut self) -> usize {
+        let old = self.records.pop_front().expect("a non-empty window");
+        let size = old.record().approximate_size();
+        self.bytes -= size;
+        size
+    }
+}
+
+/// The windows and the order their records arrived in, across topics.
+#[derive(Default)]
+struct Windows {
+    topics: HashMap<Arc<str>, TopicWindow>,
+    /// (topic, offset) of every record pushed, oldest first; entries whose record
+    /// already left (trimmed per topic, or reset) are skipped and compacted away.
+    arrivals: VecDeque<(Arc<str>, i64)>,
+    records: usize,
+    bytes: usize,
+}
+
+impl Windows {
+    fn is_live(&self, (topic, offset): &(Arc<str>, i64)) -> bool {
+        let front = self.topics.get(topic).and_then(TopicWindow::front_offset);
+        front.is_some_and(|front| front <= *offset)
+    }
+
+    /// The topic's shared name; its window emptied first unless `first` follows its
+    /// last record (a gap means another replica committed in between).
+    fn reset_unless_follows(&mut self, topic: &str, first: i64) -> Arc<str> {
+        let Some((name, w)) = self.topics.get_key_value(topic) else {
+            let name: Arc<str> = Arc::from(topic);
+            self.topics
+                .insert(Arc::clone(&name), TopicWindow::default());
+            return name;
+        };
+        let name = Arc::clone(name);
+        let follows = w
+            .records
+            .back()
+            .is_none_or(|last| last.record().offset + 1 == first);
+        if !follows {
+            let w = std::mem::take(self.topics.get_mut(topic).expect("present"));
+            self.bytes -= w.bytes;
+            self.records -= w.records.len();
+        }
+        name
+    }
+
+    fn append(&mut self, name: &Arc<str>, records: Vec<Record>) {
+        let w = self
+            .topics
+            .get_mut(name)
+            .expect("created by reset_unless_follows");
+        for record in records {
+            let size = record.approximate_size();
+            self.arrivals.push_back((Arc::clone(name), record.offset));
+            w.bytes += size;
+            self.bytes += size;
+            self.records += 1;
+            w.records.push_back(SharedRecord::new(record));
+        }
+    }
+
+    /// Holds the topic to its own limits, oldest records first.
+    fn trim_topic(&mut self, name: &str, max_records: usize, max_bytes: usize) {
+        let w = self.topics.get_mut(name).expect("just appended to");
+        while w.records.len() > max_records || (w.bytes > max_bytes && w.records.len() > 1) {
+            self.bytes -= w.pop();
+            self.records -= 1;
+        }
+    }
+
+    /// Evicts the record that arrived first, whichever topic holds it.
+    fn evict_oldest(&mut self) {
+        while let Some(entry) = self.arrivals.pop_front() {
+            if !self.is_live(&entry) {
+                continue;
+            }
+            let w = self.topics.get_mut(&entry.0).expect("a live topic");
+            self.bytes -= w.pop();
+            self.records -= 1;
+            if w.records.is_empty() {
+                self.topics.remove(&entry.0);
+            }
+            return;
+        }
+    }
+
+    /// Keeps `arrivals` within a constant factor of the records it tracks.
+    fn compact(&mut self) {
+        if self.arrivals.len() > 2 * self.records + 1024 {
+            let arrivals = std::mem::take(&mut self.arrivals);
+            self.arrivals = arrivals.into_iter().filter(|e| self.is_live(e)).collect();
+        }
+    }
+}
+
+/// Per-topic windows, each bounded by record count and bytes, and all of them by
+/// total bytes.
 pub struct Window {
-    topics: Mutex<HashMap<String, TopicWindow>>,
+    inner: Mutex<Windows>,
     max_records: usize,
     max_bytes: usize,
+    max_total_bytes: usize,
 }
 
 impl Window {
-    /// Windows holding at most `max_records` records and about `max_bytes` per topic.
-    pub fn new(max_records: usize, max_bytes: usize) -> Self {
+    /// Windows holding at most `max_records` records and about `max_bytes` per topic,
+    /// and about `max_total_bytes` in all.
+    pub fn new(max_records: usize, max_bytes: usize, max_total_bytes: usize) -> Self {
         Self {
-            topics: Mutex::default(),
+            inner: Mutex::default(),
             max_records,
             max_bytes,
+            max_total_bytes,
         }
     }
 
     /// Adds just-committed records (consecutive offsets, in order).
     pub fn push(&self, topic: &str, records: Vec<Record>) {
-        let Some(first) = records.first() else { return };
-        let first = first.offset;
-        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
-        let w = topics.entry(topic.to_owned()).or_default();
-        if w.records
-            .back()
-            .is_some_and(|last| last.record().offset + 1 != first)
-        {
-            *w = TopicWindow::default();
+        let Some(first) = records.first().map(|r| r.offset) else {
+            return;
+        };
+        let mut inner = self.lock();
+        let name = inner.reset_unless_follows(topic, first);
+        inner.append(&name, records);
+        inner.trim_topic(&name, self.max_records, self.max_bytes);
+        while inner.bytes > self.max_total_bytes && inner.records > 1 {
+            inner.evict_oldest();
         }
-        for record in records {
-            w.bytes += record.approximate_size();
-            w.records.push_back(SharedRecord::new(record));
-        }
-        while w.records.len() > self.max_records
-            || (w.bytes > self.max_bytes && w.records.len() > 1)
-        {
-            let old = w.records.pop_front().expect("non-empty");
-            w.bytes -= old.record().approximate_size();
-        }
+        inner.compact();
     }
 
     /// The page `req` asks for, if the window holds its first offset.
     pub fn read(&self, req: &PageRequest<'_>) -> Option<Page> {
-        let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
-        let w = topics.get(req.topic)?;
+        let inner = self.lock();
+        let w = inner.topics.get(req.topic)?;
         let first = w.records.front()?.record().offset;
         let last = w.records.back()?.record().offset;
         if req.from < first || req.from > last {
@@ -97,5 +200,115 @@ impl Window {
             }
         }
         Some(page)
+    }
+}
+
+impl Window {
+    fn lock(&self) -> MutexGuard<'_, Windows> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::log::{Event, Payload};
+
+    fn record(topic: &str, offset: i64) -> Record {
+        Record {
+            topic: topic.into(),
+            offset,
+            appended_at: Utc::now(),
+            event: Event {
+                id: Uuid::now_v7(),
+                event_type: "t".into(),
+                source: String::new(),
+                subject: String::new(),
+                time: Some(Utc::now()),
+                correlation_id: String::new(),
+                causation_id: String::new(),
+                schema_version: 1,
+                attributes: serde_json::Map::new(),
+                content_type: String::new(),
+                payload: Payload::Binary(vec![0; 1000]),
+            },
+        }
+    }
+
+    fn size() -> usize {
+        record("a", 1).approximate_size()
+    }
+
+    fn offsets(window: &Window, topic: &str) -> Vec<i64> {
+        let first = window
+            .lock()
+            .topics
+            .get(topic)
+            .and_then(TopicWindow::front_offset);
+        let Some(from) = first else { return Vec::new() };
+        let req = PageRequest {
+            topic,
+            from,
+            to: i64::MAX,
+            types: &[],
+            limit: i64::MAX,
+            max_bytes: usize::MAX,
+        };
+        let page = window
+            .read(&req)
+            .expect("the window holds its first offset");
+        page.records.iter().map(|r| r.record().offset).collect()
+    }
+
+    /// Over the total budget, the records that arrived first leave first, whichever
+    /// topic holds them; a topic left empty is forgotten.
+    #[test]
+    fn the_total_budget_evicts_the_oldest_records_across_topics() {
+        let window = Window::new(100, usize::MAX, 3 * size());
+        window.push("a", vec![record("a", 1), record("a", 2)]);
+        window.push("b", vec![record("b", 1)]);
+        assert_eq!(offsets(&window, "a"), [1, 2]);
+
+        window.push("b", vec![record("b", 2)]);
+        assert_eq!(offsets(&window, "a"), [2]);
+        window.push("b", vec![record("b", 3)]);
+        assert_eq!(offsets(&window, "a"), Vec::<i64>::new());
+        assert!(!window.lock().topics.contains_key("a"));
+        assert_eq!(offsets(&window, "b"), [1, 2, 3]);
+    }
+
+    /// Records trimmed by a topic's own limit leave entries behind in the arrival
+    /// order; they are compacted, so the bookkeeping stays bounded.
+    #[test]
+    fn arrival_bookkeeping_stays_bounded() {
+        let window = Window::new(4, usize::MAX, usize::MAX);
+        window.push("idle", vec![record("idle", 1)]);
+        for offset in 1..=20_000 {
+            window.push("busy", vec![record("busy", offset)]);
+        }
+        let inner = window.lock();
+        assert_eq!(inner.records, 5);
+        assert!(inner.arrivals.len() <= 2 * inner.records + 1024);
+        let expected =
+            record("idle", 1).approximate_size() + 4 * record("busy", 1).approximate_size();
+        assert_eq!(inner.bytes, expected);
+        drop(inner);
+        assert_eq!(offsets(&window, "idle"), [1]);
+        assert_eq!(offsets(&window, "busy"), [19_997, 19_998, 19_999, 20_000]);
+    }
+
+    /// A gap (another replica committed in between) resets the topic's window and
+    /// its share of the total.
+    #[test]
+    fn a_gap_resets_the_topic() {
+        let window = Window::new(100, usize::MAX, usize::MAX);
+        window.push("a", vec![record("a", 1), record("a", 2)]);
+        window.push("a", vec![record("a", 5)]);
+        assert_eq!(offsets(&window, "a"), [5]);
+        let inner = window.lock();
+        assert_eq!((inner.records, inner.bytes), (1, size()));
     }
 }
