@@ -14,9 +14,11 @@ use super::{PageRequest, Record, SharedRecord};
 
 /// Default bound on each topic's window.
 pub const DEFAULT_WINDOW_RECORDS: usize = 4096;
-/// Default bound on each topic's window, in (approximate) bytes.
-pub const DEFAULT_WINDOW_BYTES: usize = 8 * 1024 * 1024;
-/// Default bound on all topics' windows together, in (approximate) bytes.
+/// Default bound on each topic's window, in (approximate) bytes, counting each record
+/// and its wire encoding (4096 records of 1 KiB fit).
+pub const DEFAULT_WINDOW_BYTES: usize = 16 * 1024 * 1024;
+/// Default bound on all topics' windows together, in (approximate) bytes, counted the
+/// same way.
 pub const DEFAULT_WINDOW_TOTAL_BYTES: usize = 64 * 1024 * 1024;
 
 /// A page of records and how far it looked.
@@ -27,6 +29,12 @@ pub struct Page {
     /// Every offset up to this one was examined (returned, or filtered out by type);
     /// the next page starts after it.
     pub scanned_to: i64,
+}
+
+/// What a record in the window may hold in memory: the record, and its wire encoding
+/// once a subscriber sent it (`SharedRecord::wire`), about as large again.
+fn footprint(record: &Record) -> usize {
+    2 * record.approximate_size()
 }
 
 #[derive(Default)]
@@ -43,7 +51,7 @@ impl TopicWindow {
     /// Drops the oldest record; returns its size.
     fn pop(&mut self) -> usize {
         let old = self.records.pop_front().expect("a non-empty window");
-        let size = old.record().approximate_size();
+        let size = footprint(old.record());
         self.bytes -= size;
         size
     }
@@ -94,7 +102,7 @@ impl Windows {
             .get_mut(name)
             .expect("created by reset_unless_follows");
         for record in records {
-            let size = record.approximate_size();
+            let size = footprint(&record);
             self.arrivals.push_back((Arc::clone(name), record.offset));
             w.bytes += size;
             self.bytes += size;
@@ -239,7 +247,7 @@ mod tests {
     }
 
     fn size() -> usize {
-        record("a", 1).approximate_size()
+        footprint(&record("a", 1))
     }
 
     fn offsets(window: &Window, topic: &str) -> Vec<i64> {
@@ -292,8 +300,7 @@ mod tests {
         let inner = window.lock();
         assert_eq!(inner.records, 5);
         assert!(inner.arrivals.len() <= 2 * inner.records + 1024);
-        let expected =
-            record("idle", 1).approximate_size() + 4 * record("busy", 1).approximate_size();
+        let expected = footprint(&record("idle", 1)) + 4 * footprint(&record("busy", 1));
         assert_eq!(inner.bytes, expected);
         drop(inner);
         assert_eq!(offsets(&window, "idle"), [1]);
