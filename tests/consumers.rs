@@ -267,3 +267,61 @@ async fn delete_consumer_forgets_only_detached_consumers() {
     let err = client.delete_consumer(delete()).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
+
+/// Lease renewals are batched into shared UPDATEs: 200 concurrent renewals each get
+/// their own consumer's position, a renewal by an owner that lost the lease gets
+/// `None`, and every renewed lease really moved forward.
+#[tokio::test]
+async fn concurrent_lease_renewals_each_get_their_own_answer() {
+    use pulsebus::log::EventLog;
+    use std::time::Duration;
+
+    let server = TestServer::start().await;
+    let log = EventLog::new(server.sql().await);
+    log.ensure_topic("leases").await.unwrap();
+    let short = Duration::from_secs(5);
+    let mut owners = Vec::new();
+    for i in 0..200i64 {
+        let name = format!("c{i}");
+        log.create_consumer("leases", &name, i).await.unwrap();
+        let owner = uuid::Uuid::new_v4();
+        assert!(
+            log.acquire_lease("leases", &name, owner, short)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        owners.push((name, owner, i));
+    }
+    let renewals: Vec<_> = owners
+        .iter()
+        .map(|(name, owner, _)| {
+            let (log, name, owner) = (log.clone(), name.clone(), *owner);
+            let long = Duration::from_secs(60);
+            tokio::spawn(async move { log.renew_lease("leases", &name, owner, long).await })
+        })
+        .collect();
+    for ((name, _, committed), renewal) in owners.iter().zip(renewals) {
+        let result = renewal.await.unwrap();
+        let position = result
+            .unwrap()
+            .unwrap_or_else(|| panic!("{name} lost its lease"));
+        assert_eq!(position.committed, *committed, "{name}");
+    }
+    let stranger = uuid::Uuid::new_v4();
+    let lost = log
+        .renew_lease("leases", "c0", stranger, short)
+        .await
+        .unwrap();
+    assert_eq!(lost, None);
+
+    let pool = server.sql().await;
+    let (extended,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM consumers \
+         WHERE topic = 'leases' AND lease_expires_at > clock_timestamp() + interval '30 seconds'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(extended, 200);
+}

@@ -57,11 +57,6 @@ WHERE topic = $1 AND name = $2
   AND (owner IS NULL OR owner = $3 OR lease_expires_at < clock_timestamp())
 RETURNING committed, seek_epoch"#;
 
-const RENEW: &str = r#"
-UPDATE consumers SET lease_expires_at = clock_timestamp() + $4 * interval '1 millisecond'
-WHERE topic = $1 AND name = $2 AND owner = $3
-RETURNING committed, seek_epoch"#;
-
 /// Frees the lease and rings the release doorbell so a standby takes over at once.
 const RELEASE: &str = r#"
 WITH released AS (
@@ -171,46 +166,14 @@ impl EventLog {
         owner: Uuid,
         ttl: Duration,
     ) -> Result<Option<Position>, LogError> {
-        self.lease(
-            ACQUIRE,
-            "acquiring a consumer lease",
-            topic,
-            name,
-            owner,
-            ttl,
-        )
-        .await
-    }
-
-    /// Extends `owner`'s lease; `None` means the lease was lost (taken over or deleted).
-    pub async fn renew_lease(
-        &self,
-        topic: &str,
-        name: &str,
-        owner: Uuid,
-        ttl: Duration,
-    ) -> Result<Option<Position>, LogError> {
-        self.lease(RENEW, "renewing a consumer lease", topic, name, owner, ttl)
-            .await
-    }
-
-    async fn lease(
-        &self,
-        sql: &'static str,
-        context: &'static str,
-        topic: &str,
-        name: &str,
-        owner: Uuid,
-        ttl: Duration,
-    ) -> Result<Option<Position>, LogError> {
-        sqlx::query_as(sql)
+        sqlx::query_as(ACQUIRE)
             .bind(topic)
             .bind(name)
             .bind(owner)
             .bind(millis(ttl))
             .fetch_optional(&self.pool)
             .await
-            .map_err(|e| LogError::from_sqlx(context, e))
+            .map_err(|e| LogError::from_sqlx("acquiring a consumer lease", e))
     }
 
     /// Gives up `owner`'s lease (if it still holds it) and wakes standbys.

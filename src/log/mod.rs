@@ -11,6 +11,7 @@ mod consumers;
 mod error;
 mod heads;
 mod read;
+mod renewals;
 mod types;
 mod window;
 
@@ -49,6 +50,7 @@ pub struct EventLog {
     heads: Arc<Heads>,
     window: Arc<Window>,
     appends: Arc<Grouper<String, AppendJob>>,
+    renewals: Arc<Grouper<(), renewals::RenewJob>>,
 }
 
 impl EventLog {
@@ -80,11 +82,19 @@ impl EventLog {
             MAX_GROUP_EVENTS,
             TaskTracker::new(),
         );
+        let renewal_pool = pool.clone();
+        let renewals = Grouper::new(
+            move |(), jobs| renewals::flush(renewal_pool.clone(), jobs),
+            |_| 1,
+            renewals::MAX_RENEWALS,
+            TaskTracker::new(),
+        );
         Self {
             pool,
             heads,
             window,
             appends,
+            renewals,
         }
     }
 
