@@ -14,7 +14,9 @@ use uuid::Uuid;
 
 use super::columns::Columns;
 use super::error::is_id_conflict;
-use super::{Appended, ENSURE_TOPIC, Event, EventLog, Heads, LogError, Record, Window};
+use super::{
+    Appended, ENSURE_TOPIC, Event, EventLog, Heads, LogError, Record, Window, group_reply,
+};
 use crate::group::Flush;
 
 /// Most events written in one transaction (more wait for the next one).
@@ -58,12 +60,7 @@ impl EventLog {
         let (reply, outcome) = oneshot::channel();
         self.appends
             .submit(topic.to_owned(), AppendJob { events, reply });
-        match outcome.await {
-            Ok(result) => result.map_err(LogError::Shared),
-            Err(_) => Err(LogError::Shared(Arc::new(LogError::Unavailable {
-                source: sqlx::Error::PoolClosed,
-            }))),
-        }
+        group_reply(outcome).await
     }
 }
 

@@ -43,6 +43,19 @@ pub const RELEASE_CHANNEL: &str = "pulsebus_release";
 /// Creates a topic unless it exists.
 const ENSURE_TOPIC: &str = "INSERT INTO topics (name) VALUES ($1) ON CONFLICT DO NOTHING";
 
+/// What a caller of a grouped write (append, lease renewal) gets back: the flush's
+/// outcome, or `Unavailable` when the flush was dropped with the runtime.
+async fn group_reply<T>(
+    outcome: tokio::sync::oneshot::Receiver<Result<T, Arc<LogError>>>,
+) -> Result<T, LogError> {
+    match outcome.await {
+        Ok(result) => result.map_err(LogError::Shared),
+        Err(_) => Err(LogError::Shared(Arc::new(LogError::Unavailable {
+            source: sqlx::Error::PoolClosed,
+        }))),
+    }
+}
+
 /// Handle to the event log; cheap to clone (it wraps the connection pool).
 #[derive(Clone)]
 pub struct EventLog {

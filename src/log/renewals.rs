@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::{EventLog, LogError, Position};
+use super::{EventLog, LogError, Position, group_reply};
 use crate::group::Flush;
 
 /// Most renewals in one UPDATE.
@@ -55,12 +55,7 @@ impl EventLog {
             reply,
         };
         self.renewals.submit((), job);
-        match outcome.await {
-            Ok(result) => result.map_err(LogError::Shared),
-            Err(_) => Err(LogError::Shared(Arc::new(LogError::Unavailable {
-                source: sqlx::Error::PoolClosed,
-            }))),
-        }
+        group_reply(outcome).await
     }
 }
 
