@@ -56,6 +56,11 @@ pub async fn connect(url: &str, config: &DatabaseConfig) -> Result<PgPool, DbErr
         })
 }
 
+/// Checks that PostgreSQL answers a trivial query (the health probe).
+pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1").execute(pool).await.map(drop)
+}
+
 /// Applies pending migrations; safe to run concurrently from several replicas
 /// (sqlx takes an advisory lock).
 pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {

@@ -106,6 +106,12 @@ fn log_status(err: &LogError, message: String) -> Status {
             tracing::warn!(error = %source, "database unavailable");
             Status::unavailable("the database is unavailable; retry later")
         }
+        LogError::FlushLost(lost) => {
+            tracing::error!(error = %lost, "a grouped write was lost");
+            Status::internal(
+                "internal error: a write was lost before it answered; see the server log",
+            )
+        }
         LogError::Database { context, source } => {
             tracing::error!(error = %source, context = *context, "database error");
             Status::internal(format!(

@@ -27,3 +27,4 @@ pub mod log;
 pub mod proto;
 pub mod server;
 pub mod subscribe;
+pub mod tasks;

@@ -85,7 +85,7 @@ async fn calls_without_a_valid_token_are_unauthenticated() {
         Code::Unauthenticated
     );
     let err = client
-        .list_topics(with_token(ListTopicsRequest {}, None))
+        .list_topics(with_token(ListTopicsRequest::default(), None))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -130,6 +130,7 @@ async fn tokens_may_only_do_what_their_patterns_allow() {
         topic: "lessons.math".into(),
         consumer: "indexer".into(),
         offset: 1,
+        ..Default::default()
     };
     client
         .ack(with_token(ack.clone(), Some("read-token")))
@@ -195,7 +196,7 @@ async fn admin_rights_and_topic_visibility() {
     assert_eq!(
         names(
             client
-                .list_topics(with_token(ListTopicsRequest {}, Some("read-token")))
+                .list_topics(with_token(ListTopicsRequest::default(), Some("read-token")))
                 .await
                 .unwrap()
         ),
@@ -204,7 +205,10 @@ async fn admin_rights_and_topic_visibility() {
     assert_eq!(
         names(
             client
-                .list_topics(with_token(ListTopicsRequest {}, Some("admin-token")))
+                .list_topics(with_token(
+                    ListTopicsRequest::default(),
+                    Some("admin-token")
+                ))
                 .await
                 .unwrap()
         ),

@@ -9,6 +9,7 @@ async fn list(client: &mut Client<tonic::transport::Channel>, topic: &str) -> Ve
     client
         .list_consumers(ListConsumersRequest {
             topic: topic.into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -102,6 +103,7 @@ async fn bad_acks_get_clear_statuses() {
             topic: topic.into(),
             consumer: consumer.into(),
             offset,
+            ..Default::default()
         };
         async move { client.ack(req).await.unwrap_err() }
     };
@@ -277,7 +279,8 @@ async fn concurrent_lease_renewals_each_get_their_own_answer() {
     use std::time::Duration;
 
     let server = TestServer::start().await;
-    let log = EventLog::new(server.sql().await);
+    let tasks = pulsebus::tasks::Tasks::new();
+    let log = EventLog::new(server.sql().await, std::sync::Arc::new(()), &tasks);
     log.ensure_topic("leases").await.unwrap();
     let short = Duration::from_secs(5);
     let mut owners = Vec::new();

@@ -88,14 +88,30 @@ async fn subscribe_for(server: &TestServer, body: &Value, seconds: u32) -> Vec<V
         })
 }
 
-/// The records among streamed Subscribe messages (each is a record or a heartbeat).
+/// The kinds of message a Subscribe stream sends besides records.
+const NOT_RECORDS: [&str; 5] = [
+    "heartbeat",
+    "attached",
+    "standby",
+    "caughtUp",
+    "repositioned",
+];
+
+/// The records among streamed Subscribe messages (each is a record, a heartbeat or a
+/// stream state message).
 fn records(messages: &[Value]) -> Vec<&Value> {
     messages
         .iter()
-        .filter_map(|m| match (m.get("record"), m.get("heartbeat")) {
-            (Some(record), None) => Some(record),
-            (None, Some(_)) => None,
-            _ => panic!("neither exactly a record nor a heartbeat: {m}"),
+        .filter_map(|m| {
+            let keys: Vec<&String> = m
+                .as_object()
+                .map(|o| o.keys().collect())
+                .unwrap_or_default();
+            match keys.as_slice() {
+                [k] if *k == "record" => Some(&m["record"]),
+                [k] if NOT_RECORDS.contains(&k.as_str()) => None,
+                _ => panic!("not exactly one known message kind: {m}"),
+            }
         })
         .collect()
 }

@@ -111,6 +111,15 @@ async fn a_python_durable_consumer_acks_reconnects_and_resumes() {
     assert_eq!(summary["committed"], json!(10), "{summary}");
     assert_eq!(summary["lag"], json!(0), "{summary}");
     assert!(summary["heartbeats"].as_i64() >= Some(1), "{summary}");
+    // Each of the two durable streams said it held the consumer, and caught up.
+    assert!(
+        summary["states"]["attached"].as_i64() >= Some(2),
+        "{summary}"
+    );
+    assert!(
+        summary["states"]["caught_up"].as_i64() >= Some(1),
+        "{summary}"
+    );
     let committed: i64 =
         sqlx::query_scalar("SELECT committed FROM consumers WHERE topic = $1 AND name = $2")
             .bind(topic)

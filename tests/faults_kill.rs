@@ -158,6 +158,7 @@ async fn consume_until_cut(mut client: Client<Channel>) -> ConsumerLog {
             topic: TOPIC.to_owned(),
             consumer: CONSUMER.to_owned(),
             offset: record.offset,
+            ..Default::default()
         });
         match tokio::time::timeout(WAIT, ack).await.expect("ack in time") {
             Ok(reply) => log.confirmed = reply.into_inner().committed_offset,

@@ -156,7 +156,7 @@ async fn list_topics_reports_heads_and_counts() {
     publish(&mut client, "a-topic", vec![event("x", "{}")]).await;
 
     let topics = client
-        .list_topics(ListTopicsRequest {})
+        .list_topics(ListTopicsRequest::default())
         .await
         .unwrap()
         .into_inner()

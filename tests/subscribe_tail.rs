@@ -133,6 +133,7 @@ async fn a_type_filter_delivers_matches_and_counts_the_rest_as_passed() {
     let lag = || async {
         let req = ListConsumersRequest {
             topic: "mix".into(),
+            ..Default::default()
         };
         client
             .clone()

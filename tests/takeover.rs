@@ -67,7 +67,10 @@ async fn a_standby_on_another_server_takes_over_after_a_sigkill_within_the_lease
         "takeover took {took:?}"
     );
     let consumers = client
-        .list_consumers(ListConsumersRequest { topic: "t".into() })
+        .list_consumers(ListConsumersRequest {
+            topic: "t".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()

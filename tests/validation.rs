@@ -219,6 +219,7 @@ async fn bad_subscription_requests_name_the_field() {
     let err = client
         .list_consumers(ListConsumersRequest {
             topic: "nobody".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

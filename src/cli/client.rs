@@ -207,7 +207,7 @@ impl Client {
     async fn topics(&mut self) -> Result<(), Box<dyn Error>> {
         let reply = self
             .inner
-            .list_topics(self.request(pb::ListTopicsRequest {}))
+            .list_topics(self.request(pb::ListTopicsRequest::default()))
             .await?
             .into_inner();
         for t in reply.topics {
@@ -286,6 +286,7 @@ impl Client {
             topic: topic.to_owned(),
             consumer: consumer.to_owned(),
             offset,
+            seek_epoch: None,
         };
         self.inner.ack(self.request(req)).await?;
         Ok(())
@@ -294,7 +295,10 @@ impl Client {
     async fn consumers(&mut self, topic: String) -> Result<(), Box<dyn Error>> {
         let reply = self
             .inner
-            .list_consumers(self.request(pb::ListConsumersRequest { topic }))
+            .list_consumers(self.request(pb::ListConsumersRequest {
+                topic,
+                ..Default::default()
+            }))
             .await?
             .into_inner();
         for c in reply.consumers {
@@ -317,6 +321,7 @@ impl Client {
                 topic,
                 consumer,
                 offset,
+                seek_epoch: None,
             }))
             .await?
             .into_inner();

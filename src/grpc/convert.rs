@@ -106,6 +106,18 @@ impl From<Delivery> for pb::SubscribeResponse {
                 head_offset: head,
                 committed_offset: committed,
             }),
+            Delivery::Attached { committed, epoch } => Message::Attached(pb::Attached {
+                committed_offset: committed,
+                seek_epoch: epoch,
+            }),
+            Delivery::Standby => Message::Standby(pb::Standby {}),
+            Delivery::CaughtUp { head } => Message::CaughtUp(pb::CaughtUp { head_offset: head }),
+            Delivery::Repositioned { committed, epoch } => {
+                Message::Repositioned(pb::Repositioned {
+                    committed_offset: committed,
+                    seek_epoch: epoch,
+                })
+            }
         };
         Self {
             message: Some(message),

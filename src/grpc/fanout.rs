@@ -158,7 +158,8 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::log::{Event, Payload, SharedRecord};
+    use crate::log::{Event, Payload};
+    use crate::subscribe::tail::SharedRecord;
 
     fn record() -> Record {
         Record {

@@ -4,6 +4,7 @@
 
 mod convert;
 mod fanout;
+pub mod paging;
 pub mod validate;
 pub mod validate_subscribe;
 
@@ -95,21 +96,23 @@ impl EventBusService {
     async fn ack(&self, who: Who, req: pb::AckRequest) -> Result<pb::AckResponse, ApiError> {
         let consumer = validate_subscribe::ack(&req)?;
         who.check(Action::Subscribe, &req.topic)?;
-        let committed = self
+        let position = self
             .engine
-            .ack(&req.topic, consumer.as_deref(), req.offset)
+            .ack(&req.topic, consumer.as_deref(), req.offset, req.seek_epoch)
             .await?;
         Ok(pb::AckResponse {
-            committed_offset: committed,
+            committed_offset: position.committed,
+            seek_epoch: position.epoch,
         })
     }
 
     async fn seek(&self, who: Who, req: pb::SeekRequest) -> Result<pb::SeekResponse, ApiError> {
         let (topic, consumer, start) = validate_subscribe::seek(req)?;
         who.check(Action::Subscribe, &topic)?;
-        let committed = self.engine.seek(&topic, &consumer, start).await?;
+        let position = self.engine.seek(&topic, &consumer, start).await?;
         Ok(pb::SeekResponse {
-            committed_offset: committed,
+            committed_offset: position.committed,
+            seek_epoch: position.epoch,
         })
     }
 
@@ -125,11 +128,23 @@ impl EventBusService {
         })
     }
 
-    async fn list_topics(&self, who: Who) -> Result<pb::ListTopicsResponse, ApiError> {
-        let topics = self.log.list_topics().await?;
+    async fn list_topics(
+        &self,
+        who: Who,
+        req: pb::ListTopicsRequest,
+    ) -> Result<pb::ListTopicsResponse, ApiError> {
+        let page = paging::page(req.page_size, &req.page_token)?;
+        let mut topics = self
+            .log
+            .list_topics(page.after.as_deref(), i64::from(page.size) + 1)
+            .await?;
+        let more = topics.len() > page.size as usize;
+        topics.truncate(page.size as usize);
+        let next_page_token = paging::next_token(more.then(|| &*topics[topics.len() - 1].name));
         let visible = topics.into_iter().filter(|t| who.sees(&t.name));
         Ok(pb::ListTopicsResponse {
             topics: visible.map(Into::into).collect(),
+            next_page_token,
         })
     }
 
@@ -139,13 +154,25 @@ impl EventBusService {
         req: pb::ListConsumersRequest,
     ) -> Result<pb::ListConsumersResponse, ApiError> {
         validate::topic("topic", &req.topic)?;
+        let page = paging::page(req.page_size, &req.page_token)?;
         who.check(Action::Subscribe, &req.topic)?;
-        let consumers = self.engine.list(&req.topic).await?;
+        let limit = i64::from(page.size) + 1;
+        let mut consumers = self
+            .engine
+            .list(&req.topic, page.after.as_deref(), limit)
+            .await?;
+        let more = consumers.len() > page.size as usize;
+        consumers.truncate(page.size as usize);
+        let last = more.then(|| &*consumers[consumers.len() - 1].name);
+        let next_page_token = paging::next_token(last);
         let consumers = consumers
             .into_iter()
             .map(|c| convert::consumer_info(&req.topic, c))
             .collect();
-        Ok(pb::ListConsumersResponse { consumers })
+        Ok(pb::ListConsumersResponse {
+            consumers,
+            next_page_token,
+        })
     }
 
     async fn delete_consumer(
@@ -214,8 +241,8 @@ impl EventBus for EventBusService {
         &self,
         request: Request<pb::ListTopicsRequest>,
     ) -> RpcResult<pb::ListTopicsResponse> {
-        let (who, _) = caller(request)?;
-        reply(self.list_topics(who).await)
+        let (who, req) = caller(request)?;
+        reply(self.list_topics(who, req).await)
     }
 
     async fn list_consumers(

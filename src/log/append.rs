@@ -14,10 +14,8 @@ use uuid::Uuid;
 
 use super::columns::Columns;
 use super::error::is_id_conflict;
-use super::{
-    Appended, ENSURE_TOPIC, Event, EventLog, Heads, LogError, Record, Window, group_reply,
-};
-use crate::group::Flush;
+use super::{Appended, CommitSink, ENSURE_TOPIC, Event, EventLog, LogError, Record, group_reply};
+use crate::group::{Flush, reply_channel};
 
 /// Most events written in one transaction (more wait for the next one).
 pub const MAX_GROUP_EVENTS: usize = 5000;
@@ -49,15 +47,14 @@ impl AppendJob {
 #[derive(Clone)]
 pub struct Writer {
     pub pool: PgPool,
-    pub heads: Arc<Heads>,
-    pub window: Arc<Window>,
+    pub sink: Arc<dyn CommitSink>,
 }
 
 impl EventLog {
     /// Appends `events` to `topic` atomically (creating the topic on first use) and
     /// returns one outcome per event, in order, after the transaction committed.
     pub async fn append(&self, topic: &str, events: Vec<Event>) -> Result<Vec<Appended>, LogError> {
-        let (reply, outcome) = oneshot::channel();
+        let (reply, outcome) = reply_channel();
         self.appends
             .submit(topic.to_owned(), AppendJob { events, reply });
         group_reply(outcome).await
@@ -193,7 +190,7 @@ impl Writer {
         Ok(outcomes)
     }
 
-    /// Tells this process's subscribers about the commit: window first, then the head.
+    /// Tells the sink (this process's subscribers) about the commit.
     fn announce(&self, topic: &str, head: i64, now: DateTime<Utc>, fresh: &[&Event]) {
         if fresh.is_empty() {
             return;
@@ -207,8 +204,7 @@ impl Writer {
                 ..Event::clone(e)
             },
         });
-        self.window.push(topic, records.collect());
-        self.heads.advance(topic, head + fresh.len() as i64);
+        self.sink.committed(topic, records.collect());
     }
 }
 

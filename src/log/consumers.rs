@@ -5,6 +5,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sqlx::Postgres;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::QueryAs;
 use uuid::Uuid;
 
 use super::{ENSURE_TOPIC, EventLog, LogError};
@@ -47,8 +50,8 @@ pub enum Deleted {
 }
 
 const POSITION: &str = "SELECT committed, seek_epoch FROM consumers WHERE topic = $1 AND name = $2";
-const CREATE: &str =
-    "INSERT INTO consumers (topic, name, committed) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+const CREATE: &str = "INSERT INTO consumers (topic, name, committed) VALUES ($1, $2, $3) \
+     ON CONFLICT DO NOTHING RETURNING committed, seek_epoch";
 
 /// Takes the lease when it is free, already ours, or expired.
 const ACQUIRE: &str = r#"
@@ -66,12 +69,15 @@ WITH released AS (
 )
 SELECT pg_notify('pulsebus_release', $1 || ':' || $2) FROM released"#;
 
-/// Cumulative ack: never moves backwards; announces the new position.
+/// Cumulative ack: never moves backwards, and an ack from an older seek epoch ($4,
+/// when given) moves nothing; announces the position.
 const ACK: &str = r#"
 WITH acked AS (
     UPDATE consumers
-    SET committed = GREATEST(committed, $3),
-        updated_at = CASE WHEN $3 > committed THEN clock_timestamp() ELSE updated_at END
+    SET committed = CASE WHEN $4::int8 IS NULL OR $4 >= seek_epoch
+                         THEN GREATEST(committed, $3) ELSE committed END,
+        updated_at = CASE WHEN ($4::int8 IS NULL OR $4 >= seek_epoch) AND $3 > committed
+                          THEN clock_timestamp() ELSE updated_at END
     WHERE topic = $1 AND name = $2
     RETURNING committed, seek_epoch
 )
@@ -102,18 +108,36 @@ const LIST: &str = r#"
 SELECT c.name, c.committed, t.head - c.committed AS lag,
        (c.owner IS NOT NULL AND c.lease_expires_at > clock_timestamp()) AS attached, c.updated_at
 FROM consumers c JOIN topics t ON t.name = c.topic
-WHERE c.topic = $1
-ORDER BY c.name"#;
+WHERE c.topic = $1 AND ($2::text IS NULL OR c.name > $2)
+ORDER BY c.name
+LIMIT $3"#;
 
 const DELETE: &str = r#"
 DELETE FROM consumers
 WHERE topic = $1 AND name = $2 AND NOT (owner IS NOT NULL AND lease_expires_at > clock_timestamp())
-RETURNING 1"#;
+RETURNING 1::int4"#;
 
 const FIRST_AT: &str = r#"SELECT min("offset") FROM events WHERE topic = $1 AND appended_at >= $2"#;
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// `sql` with the consumer's topic and name bound as `$1` and `$2`; callers bind the rest.
+fn for_consumer<'q, O>(
+    sql: &'static str,
+    topic: &'q str,
+    name: &'q str,
+) -> QueryAs<'q, Postgres, O, PgArguments>
+where
+    O: for<'r> sqlx::FromRow<'r, PgRow>,
+{
+    sqlx::query_as(sql).bind(topic).bind(name)
+}
+
+/// Maps a driver error for `context`.
+fn failed(context: &'static str) -> impl FnOnce(sqlx::Error) -> LogError {
+    move |e| LogError::from_sqlx(context, e)
 }
 
 impl EventLog {
@@ -123,18 +147,16 @@ impl EventLog {
             .bind(topic)
             .execute(&self.pool)
             .await
-            .map_err(|e| LogError::from_sqlx("creating a topic", e))?;
+            .map_err(failed("creating a topic"))?;
         Ok(())
     }
 
     /// The consumer's position, if it exists.
     pub async fn position(&self, topic: &str, name: &str) -> Result<Option<Position>, LogError> {
-        sqlx::query_as(POSITION)
-            .bind(topic)
-            .bind(name)
+        for_consumer(POSITION, topic, name)
             .fetch_optional(&self.pool)
             .await
-            .map_err(|e| LogError::from_sqlx("reading a consumer", e))
+            .map_err(failed("reading a consumer"))
     }
 
     /// Creates the consumer at `committed` unless it exists; returns its position.
@@ -144,13 +166,11 @@ impl EventLog {
         name: &str,
         committed: i64,
     ) -> Result<Position, LogError> {
-        sqlx::query(CREATE)
-            .bind(topic)
-            .bind(name)
+        for_consumer::<Position>(CREATE, topic, name)
             .bind(committed)
-            .execute(&self.pool)
+            .fetch_optional(&self.pool)
             .await
-            .map_err(|e| LogError::from_sqlx("creating a consumer", e))?;
+            .map_err(failed("creating a consumer"))?;
         self.position(topic, name)
             .await?
             .ok_or_else(|| LogError::TopicNotFound {
@@ -166,14 +186,12 @@ impl EventLog {
         owner: Uuid,
         ttl: Duration,
     ) -> Result<Option<Position>, LogError> {
-        sqlx::query_as(ACQUIRE)
-            .bind(topic)
-            .bind(name)
+        for_consumer(ACQUIRE, topic, name)
             .bind(owner)
             .bind(millis(ttl))
             .fetch_optional(&self.pool)
             .await
-            .map_err(|e| LogError::from_sqlx("acquiring a consumer lease", e))
+            .map_err(failed("acquiring a consumer lease"))
     }
 
     /// Gives up `owner`'s lease (if it still holds it) and wakes standbys.
@@ -189,20 +207,25 @@ impl EventLog {
             .bind(owner)
             .execute(&self.pool)
             .await
-            .map_err(|e| LogError::from_sqlx("releasing a consumer lease", e))?;
+            .map_err(failed("releasing a consumer lease"))?;
         Ok(())
     }
 
-    /// Commits `offset` for the consumer (cumulative, never backwards); `None` if the
-    /// consumer does not exist.
+    /// Commits `offset` for the consumer (cumulative, never backwards; nothing moves
+    /// when `epoch` is older than the consumer's); `None` if the consumer does not exist.
     pub async fn ack(
         &self,
         topic: &str,
         name: &str,
         offset: i64,
+        epoch: Option<i64>,
     ) -> Result<Option<Position>, LogError> {
-        self.move_consumer(ACK, "acknowledging", topic, name, offset)
+        for_consumer(ACK, topic, name)
+            .bind(offset)
+            .bind(epoch)
+            .fetch_optional(&self.pool)
             .await
+            .map_err(failed("acknowledging"))
     }
 
     /// Sets the consumer's committed offset (creating it if needed) and bumps its epoch.
@@ -212,29 +235,14 @@ impl EventLog {
         name: &str,
         committed: i64,
     ) -> Result<Position, LogError> {
-        let moved = self
-            .move_consumer(SEEK, "seeking", topic, name, committed)
-            .await?;
+        let moved: Option<Position> = for_consumer(SEEK, topic, name)
+            .bind(committed)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(failed("seeking"))?;
         moved.ok_or_else(|| LogError::TopicNotFound {
             topic: topic.to_owned(),
         })
-    }
-
-    async fn move_consumer(
-        &self,
-        sql: &'static str,
-        context: &'static str,
-        topic: &str,
-        name: &str,
-        offset: i64,
-    ) -> Result<Option<Position>, LogError> {
-        sqlx::query_as(sql)
-            .bind(topic)
-            .bind(name)
-            .bind(offset)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| LogError::from_sqlx(context, e))
     }
 
     /// Moves `owner`'s consumer to `to` over filtered-out events, if everything
@@ -247,34 +255,38 @@ impl EventLog {
         to: i64,
         delivered: i64,
     ) -> Result<Option<Position>, LogError> {
-        sqlx::query_as(SKIP_FILTERED)
-            .bind(topic)
-            .bind(name)
+        for_consumer(SKIP_FILTERED, topic, name)
             .bind(owner)
             .bind(to)
             .bind(delivered)
             .fetch_optional(&self.pool)
             .await
-            .map_err(|e| LogError::from_sqlx("skipping filtered events", e))
+            .map_err(failed("skipping filtered events"))
     }
 
-    /// The topic's consumers with their lag and whether one is attached.
-    pub async fn list_consumers(&self, topic: &str) -> Result<Vec<ConsumerInfo>, LogError> {
+    /// Up to `limit` of the topic's consumers by name, after `after`, with their lag
+    /// and whether one is attached.
+    pub async fn list_consumers(
+        &self,
+        topic: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ConsumerInfo>, LogError> {
         sqlx::query_as(LIST)
             .bind(topic)
+            .bind(after)
+            .bind(limit)
             .fetch_all(&self.pool)
             .await
-            .map_err(|e| LogError::from_sqlx("listing consumers", e))
+            .map_err(failed("listing consumers"))
     }
 
     /// Deletes a detached consumer.
     pub async fn delete_consumer(&self, topic: &str, name: &str) -> Result<Deleted, LogError> {
-        let deleted = sqlx::query(DELETE)
-            .bind(topic)
-            .bind(name)
+        let deleted: Option<(i32,)> = for_consumer(DELETE, topic, name)
             .fetch_optional(&self.pool)
             .await
-            .map_err(|e| LogError::from_sqlx("deleting a consumer", e))?;
+            .map_err(failed("deleting a consumer"))?;
         if deleted.is_some() {
             return Ok(Deleted::Yes);
         }
@@ -295,6 +307,6 @@ impl EventLog {
             .bind(time)
             .fetch_one(&self.pool)
             .await
-            .map_err(|e| LogError::from_sqlx("finding an offset by time", e))
+            .map_err(failed("finding an offset by time"))
     }
 }

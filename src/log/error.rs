@@ -28,6 +28,9 @@ pub enum LogError {
     /// A failure shared by several requests written together (group commit).
     #[error(transparent)]
     Shared(Arc<LogError>),
+    /// A grouped write never answered (its flush panicked): a server bug.
+    #[error(transparent)]
+    FlushLost(#[from] crate::group::FlushLost),
     /// Any other database failure: a bug or an operational problem, logged in full.
     #[error("database error while {context}: {source}")]
     Database {

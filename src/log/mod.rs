@@ -1,4 +1,6 @@
-//! The event log on PostgreSQL: topics, appends with gapless offsets, and reads.
+//! The event log on PostgreSQL: topics, appends with gapless offsets, reads, durable
+//! consumers and their leases. Storage only: what the log committed is announced to a
+//! [`CommitSink`] (the subscription side keeps its in-memory tail with it).
 //!
 //! Offsets are allocated under the topic row's lock inside the append transaction, so
 //! appends to one topic commit one after another and a topic's offsets are 1, 2, 3, ...
@@ -9,28 +11,22 @@ mod append;
 mod columns;
 mod consumers;
 mod error;
-mod heads;
 mod read;
 mod renewals;
 mod types;
-mod window;
 
 pub use consumers::{ConsumerInfo, Deleted, Position};
 pub use error::{LogError, is_unavailable};
-pub use heads::Heads;
-pub use read::PageRequest;
-pub use types::{Appended, Event, Payload, Record, SharedRecord, TopicInfo};
-pub use window::{
-    DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_RECORDS, DEFAULT_WINDOW_TOTAL_BYTES, Page, Window,
-};
+pub use read::{Page, PageRequest};
+pub use types::{Appended, Event, Payload, Record, TopicInfo};
 
 use std::sync::Arc;
 
 use sqlx::PgPool;
-use tokio_util::task::TaskTracker;
 
 use self::append::{AppendJob, MAX_GROUP_EVENTS, Writer};
-use crate::group::Grouper;
+use crate::group::{Grouper, Reply};
+use crate::tasks::Tasks;
 
 /// NOTIFY channel on which appends announce a topic's new head: `topic:head`.
 pub const HEAD_CHANNEL: &str = "pulsebus_head";
@@ -43,77 +39,53 @@ pub const RELEASE_CHANNEL: &str = "pulsebus_release";
 /// Creates a topic unless it exists.
 const ENSURE_TOPIC: &str = "INSERT INTO topics (name) VALUES ($1) ON CONFLICT DO NOTHING";
 
+/// Where the log announces its commits, in commit order per topic.
+pub trait CommitSink: Send + Sync {
+    /// `records` of `topic` (consecutive offsets, `time` filled in) just committed.
+    fn committed(&self, topic: &str, records: Vec<Record>);
+}
+
+/// Nobody listens (tools and tests that use the log alone).
+impl CommitSink for () {
+    fn committed(&self, _topic: &str, _records: Vec<Record>) {}
+}
+
 /// What a caller of a grouped write (append, lease renewal) gets back: the flush's
-/// outcome, or `Unavailable` when the flush was dropped with the runtime.
-async fn group_reply<T>(
-    outcome: tokio::sync::oneshot::Receiver<Result<T, Arc<LogError>>>,
-) -> Result<T, LogError> {
-    match outcome.await {
-        Ok(result) => result.map_err(LogError::Shared),
-        Err(_) => Err(LogError::Shared(Arc::new(LogError::Unavailable {
-            source: sqlx::Error::PoolClosed,
-        }))),
-    }
+/// outcome, or `FlushLost` when the flush never answered (a bug, INTERNAL).
+async fn group_reply<T>(outcome: Reply<Result<T, Arc<LogError>>>) -> Result<T, LogError> {
+    outcome.wait().await?.map_err(LogError::Shared)
 }
 
 /// Handle to the event log; cheap to clone (it wraps the connection pool).
 #[derive(Clone)]
 pub struct EventLog {
     pool: PgPool,
-    heads: Arc<Heads>,
-    window: Arc<Window>,
     appends: Arc<Grouper<String, AppendJob>>,
     renewals: Arc<Grouper<(), renewals::RenewJob>>,
 }
 
 impl EventLog {
-    /// Wraps a pool whose database has the migrations applied, with tail windows of
-    /// the default size.
-    pub fn new(pool: PgPool) -> Self {
-        Self::with_window(
-            pool,
-            Window::new(
-                DEFAULT_WINDOW_RECORDS,
-                DEFAULT_WINDOW_BYTES,
-                DEFAULT_WINDOW_TOTAL_BYTES,
-            ),
-        )
-    }
-
-    /// Wraps a pool, keeping recent records of each topic in `window`.
-    pub fn with_window(pool: PgPool, window: Window) -> Self {
+    /// Wraps a pool whose database has the migrations applied; commits are announced
+    /// to `sink`, and group-commit flushes run on `tasks`.
+    pub fn new(pool: PgPool, sink: Arc<dyn CommitSink>, tasks: &Tasks) -> Self {
         let writer = Writer {
             pool: pool.clone(),
-            heads: Arc::default(),
-            window: Arc::new(window),
+            sink,
         };
-        let (heads, window) = (Arc::clone(&writer.heads), Arc::clone(&writer.window));
         let flush = move |topic, jobs| writer.clone().flush(topic, jobs);
-        let appends = Grouper::new(
-            flush,
-            AppendJob::weight,
-            MAX_GROUP_EVENTS,
-            TaskTracker::new(),
-        );
+        let appends = Grouper::new(flush, AppendJob::weight, MAX_GROUP_EVENTS, tasks.tracker());
         let renewal_pool = pool.clone();
         let renewals = Grouper::new(
             move |(), jobs| renewals::flush(renewal_pool.clone(), jobs),
             |_| 1,
             renewals::MAX_RENEWALS,
-            TaskTracker::new(),
+            tasks.tracker(),
         );
         Self {
             pool,
-            heads,
-            window,
             appends,
             renewals,
         }
-    }
-
-    /// The in-memory topic heads that this log advances after each commit.
-    pub fn heads(&self) -> &Heads {
-        &self.heads
     }
 
     /// The pool, for components that keep their own state in the same database.

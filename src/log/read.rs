@@ -5,13 +5,16 @@ use sqlx::PgExecutor;
 use tokio_stream::StreamExt;
 use uuid::Uuid;
 
-use super::{Event, EventLog, LogError, Page, Payload, Record, SharedRecord, TopicInfo};
+use super::{Event, EventLog, LogError, Payload, Record, TopicInfo};
 
 /// Most bytes one Read page carries: gRPC clients refuse replies over 4 MiB by default.
 const READ_BUDGET_BYTES: usize = 3 * 1024 * 1024;
 
 const HEAD: &str = "SELECT head FROM topics WHERE name = $1";
-const LIST_TOPICS: &str = "SELECT name, head, created_at FROM topics ORDER BY name";
+const HEADS_OF: &str = "SELECT name, head FROM topics WHERE name = ANY($1::text[])";
+/// Topics by name after `$1` (all when NULL), at most `$2`.
+const LIST_TOPICS: &str = "SELECT name, head, created_at FROM topics \
+     WHERE $1::text IS NULL OR name > $1 ORDER BY name LIMIT $2";
 
 /// Offsets from `$2` through `$3` (a head read before), optionally filtered by type.
 const PAGE: &str = r#"
@@ -24,6 +27,16 @@ WHERE topic = $1 AND "offset" >= $2 AND "offset" <= $3
 ORDER BY "offset"
 LIMIT $5
 "#;
+
+/// A page of records and how far it looked.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Page {
+    /// The records, in offset order.
+    pub records: Vec<Record>,
+    /// Every offset up to this one was examined (returned, or filtered out by type);
+    /// the next page starts after it.
+    pub scanned_to: i64,
+}
 
 /// A page request: which records of a topic to return.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,20 +85,13 @@ impl EventLog {
             limit,
             max_bytes: READ_BUDGET_BYTES,
         };
-        let records = self.page(&page).await?.records;
-        Ok((
-            records.into_iter().map(SharedRecord::into_record).collect(),
-            head,
-        ))
+        Ok((self.page(&page).await?.records, head))
     }
 
-    /// Reads one page of records in offset order, holding at most `limit` records and
-    /// about `max_bytes`: from the in-memory tail window when it holds `from`, else from
-    /// PostgreSQL, streaming rows and closing the page at the budget.
+    /// Reads one page of records from PostgreSQL in offset order, holding at most
+    /// `limit` records and about `max_bytes`: rows are streamed and the page closes at
+    /// the budget.
     pub async fn page(&self, req: &PageRequest<'_>) -> Result<Page, LogError> {
-        if let Some(page) = self.window.read(req) {
-            return Ok(page);
-        }
         let mut rows = sqlx::query_as::<_, RecordRow>(PAGE)
             .bind(req.topic)
             .bind(req.from)
@@ -99,12 +105,12 @@ impl EventLog {
             let Some(row) = rows.next().await else { break };
             let record = Record::from(row.map_err(|e| LogError::from_sqlx("reading events", e))?);
             bytes += record.approximate_size();
-            records.push(SharedRecord::new(record));
+            records.push(record);
         }
         // Stopped by the limit or the byte budget: only what was returned is scanned.
         let cut_short = records.len() as i64 >= req.limit || bytes >= req.max_bytes;
         let scanned_to = match records.last() {
-            Some(last) if cut_short => last.record().offset,
+            Some(last) if cut_short => last.offset,
             _ => req.to,
         };
         Ok(Page {
@@ -113,9 +119,24 @@ impl EventLog {
         })
     }
 
-    /// Every topic, by name.
-    pub async fn list_topics(&self) -> Result<Vec<TopicInfo>, LogError> {
+    /// The heads of those of `topics` that exist, in one query.
+    pub async fn heads_of(&self, topics: &[String]) -> Result<Vec<(String, i64)>, LogError> {
+        sqlx::query_as(HEADS_OF)
+            .bind(topics)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| LogError::from_sqlx("reading topic heads", e))
+    }
+
+    /// Up to `limit` topics by name, after `after` (from the first when `None`).
+    pub async fn list_topics(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<TopicInfo>, LogError> {
         let rows: Vec<(String, i64, DateTime<Utc>)> = sqlx::query_as(LIST_TOPICS)
+            .bind(after)
+            .bind(limit)
             .fetch_all(&self.pool)
             .await
             .map_err(|e| LogError::from_sqlx("listing topics", e))?;

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::{EventLog, LogError, Position, group_reply};
-use crate::group::Flush;
+use crate::group::{Flush, reply_channel};
 
 /// Most renewals in one UPDATE.
 pub const MAX_RENEWALS: usize = 1000;
@@ -46,7 +46,7 @@ impl EventLog {
         owner: Uuid,
         ttl: Duration,
     ) -> Result<Option<Position>, LogError> {
-        let (reply, outcome) = oneshot::channel();
+        let (reply, outcome) = reply_channel();
         let lease = (topic.to_owned(), name.to_owned(), owner);
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let job = RenewJob {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
@@ -22,7 +23,9 @@ use crate::error::ApiError;
 use crate::grpc::{EventBusRoutes, EventBusService};
 use crate::log::EventLog;
 use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::subscribe::tail::Tail;
 use crate::subscribe::{Engine, SubscribeConfig};
+use crate::tasks::{Tasks, remaining};
 
 /// How often the health service checks that PostgreSQL answers.
 const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(2);
@@ -104,35 +107,27 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
-    /// finish (up to the shutdown timeout) and closes the pool.
+    /// finish, ends every subscription and background task and closes the pool, all
+    /// within one `--shutdown-timeout`.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServerError> {
-        let token = CancellationToken::new();
+        let tasks = Tasks::new();
         let (reporter, health) = tonic_health::server::health_reporter();
-        let probe = tokio::spawn(probe_health(
-            self.pool.clone(),
-            reporter,
-            token.child_token(),
-        ));
-        let log = EventLog::new(self.pool.clone());
+        tasks.spawn(probe_health(self.pool.clone(), reporter, tasks.token()));
+        let tail = Tail::new();
+        let log = EventLog::new(self.pool.clone(), tail.clone(), &tasks);
         let engine = Arc::new(Engine::start(
             log.clone(),
+            tail,
             self.subscribe_config(),
-            token.child_token(),
+            &tasks,
         ));
-        let service = EventBusService::new(log, Arc::clone(&engine), self.config.limits);
+        let service = EventBusService::new(log, engine, self.config.limits);
         let max_decode = self.config.limits.max_request_bytes + DECODE_SLACK_BYTES;
-        let conn = self.config.connections;
-        let mut builder = tonic::transport::Server::builder();
-        if let Some(tls) = self.tls.clone() {
-            builder = builder.tls_config(tls)?;
-        }
-        let router = builder
-            .timeout(conn.request_timeout)
-            .http2_keepalive_interval(Some(conn.keepalive_interval))
-            .http2_keepalive_timeout(Some(conn.keepalive_timeout))
+        let router = self
+            .transport()?
             .add_service(health)
             .add_service(reflection_v1()?)
             .add_service(reflection_v1alpha()?)
@@ -144,14 +139,33 @@ impl Server {
         // Small request/response messages: without TCP_NODELAY, Nagle's algorithm and
         // delayed ACKs add tens of milliseconds per call.
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        let serve = router.serve_with_incoming_shutdown(incoming, token.clone().cancelled_owned());
-        let result = drain(serve, shutdown, &token, self.config.shutdown_timeout).await;
-        token.cancel();
-        engine.shutdown(self.config.shutdown_timeout).await;
-        let _ = probe.await;
-        self.pool.close().await;
+        let serve = router.serve_with_incoming_shutdown(incoming, tasks.token().cancelled_owned());
+        let budget = self.config.shutdown_timeout;
+        let (result, deadline) = drain(serve, shutdown, &tasks, budget).await;
+        if !tasks.stop(deadline).await {
+            tracing::warn!(?budget, "some background tasks did not end in time");
+        }
+        if tokio::time::timeout(remaining(deadline), self.pool.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("database connections did not close in time");
+        }
         tracing::info!("pulsebus stopped");
         result
+    }
+
+    /// The transport with TLS, timeouts and keepalive as configured.
+    fn transport(&self) -> Result<tonic::transport::Server, ServerError> {
+        let conn = self.config.connections;
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = self.tls.clone() {
+            builder = builder.tls_config(tls)?;
+        }
+        Ok(builder
+            .timeout(conn.request_timeout)
+            .http2_keepalive_interval(Some(conn.keepalive_interval))
+            .http2_keepalive_timeout(Some(conn.keepalive_timeout)))
     }
 }
 
@@ -181,27 +195,30 @@ fn authenticate(
     }
 }
 
-/// Runs `serve` until `shutdown` fires, then gives it `timeout` to finish.
+/// Runs `serve` until `shutdown` fires; then cancels every task (streams end with
+/// UNAVAILABLE, the server stops accepting) and gives in-flight requests until the
+/// returned deadline, `timeout` after the signal, which the rest of shutdown shares.
 async fn drain(
     serve: impl Future<Output = Result<(), tonic::transport::Error>>,
     shutdown: impl Future<Output = ()>,
-    token: &CancellationToken,
+    tasks: &Tasks,
     timeout: Duration,
-) -> Result<(), ServerError> {
+) -> (Result<(), ServerError>, Instant) {
     tokio::pin!(serve);
     tokio::select! {
-        result = &mut serve => return Ok(result?),
+        result = &mut serve => return (result.map_err(Into::into), Instant::now() + timeout),
         () = shutdown => tracing::info!("shutting down: no new connections, finishing in-flight requests"),
     }
-    token.cancel();
-    match tokio::time::timeout(timeout, serve).await {
-        Ok(result) => Ok(result?),
+    let deadline = Instant::now() + timeout;
+    tasks.cancel();
+    match tokio::time::timeout_at(deadline, serve).await {
+        Ok(result) => (result.map_err(Into::into), deadline),
         Err(_) => {
             tracing::warn!(
                 ?timeout,
                 "in-flight requests did not finish in time; closing anyway"
             );
-            Ok(())
+            (Ok(()), deadline)
         }
     }
 }
@@ -241,12 +258,9 @@ async fn probe_health(pool: PgPool, reporter: HealthReporter, token: Cancellatio
             _ = token.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let up = tokio::time::timeout(
-            HEALTH_PROBE_INTERVAL,
-            sqlx::query("SELECT 1").execute(&pool),
-        )
-        .await
-        .is_ok_and(|r| r.is_ok());
+        let up = tokio::time::timeout(HEALTH_PROBE_INTERVAL, db::ping(&pool))
+            .await
+            .is_ok_and(|r| r.is_ok());
         let status = if up {
             ServingStatus::Serving
         } else {

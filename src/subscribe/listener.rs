@@ -1,7 +1,7 @@
 //! The LISTEN side of the doorbells: one connection per server process turns NOTIFYs
 //! from every replica into in-process wake-ups. A notification is only a hint: after a
-//! reconnect every head is re-read, and subscriptions re-check on their own timers, so
-//! a lost notification costs latency, never an event.
+//! reconnect every watched head is re-read, and the tail's refresher re-reads them every
+//! heartbeat interval anyway, so a lost notification costs latency, never an event.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,16 +10,17 @@ use sqlx::postgres::{PgListener, PgNotification};
 use tokio_util::sync::CancellationToken;
 
 use super::signals::Signals;
+use super::tail::Tail;
 use crate::log::{CONSUMER_CHANNEL, EventLog, HEAD_CHANNEL, Position, RELEASE_CHANNEL};
 
 /// Pause between attempts while the database is unreachable.
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 /// Runs until `token` is cancelled, reconnecting as needed.
-pub async fn run(log: EventLog, signals: Arc<Signals>, token: CancellationToken) {
+pub async fn run(log: EventLog, tail: Arc<Tail>, signals: Arc<Signals>, token: CancellationToken) {
     while !token.is_cancelled() {
         match listen(&log).await {
-            Ok(listener) => serve(listener, &log, &signals, &token).await,
+            Ok(listener) => serve(listener, &tail, &signals, &token).await,
             Err(e) => tracing::warn!(error = %e, "cannot LISTEN for notifications; retrying"),
         }
         tokio::select! {
@@ -41,21 +42,21 @@ async fn listen(log: &EventLog) -> Result<PgListener, sqlx::Error> {
 /// Dispatches notifications until the listener fails or the token is cancelled.
 async fn serve(
     mut listener: PgListener,
-    log: &EventLog,
+    tail: &Tail,
     signals: &Signals,
     token: &CancellationToken,
 ) {
-    resync_heads(log).await;
+    tail.refresh_now();
     loop {
         let next = tokio::select! {
             _ = token.cancelled() => return,
             next = listener.try_recv() => next,
         };
         match next {
-            Ok(Some(n)) => dispatch(&n, log, signals),
+            Ok(Some(n)) => dispatch(&n, tail, signals),
             // The connection dropped and was re-established: notifications sent in
             // between are lost, so re-read what they would have told us.
-            Ok(None) => resync_heads(log).await,
+            Ok(None) => tail.refresh_now(),
             Err(e) => {
                 tracing::warn!(error = %e, "notification listener failed; reconnecting");
                 return;
@@ -64,16 +65,7 @@ async fn serve(
     }
 }
 
-async fn resync_heads(log: &EventLog) {
-    match log.list_topics().await {
-        Ok(topics) => topics
-            .iter()
-            .for_each(|t| log.heads().advance(&t.name, t.head)),
-        Err(e) => tracing::warn!(error = %e, "cannot re-read topic heads"),
-    }
-}
-
-fn dispatch(n: &PgNotification, log: &EventLog, signals: &Signals) {
+fn dispatch(n: &PgNotification, tail: &Tail, signals: &Signals) {
     let mut parts = n.payload().split(':');
     let (Some(topic), Some(second)) = (parts.next(), parts.next()) else {
         return tracing::warn!(payload = n.payload(), "malformed notification");
@@ -81,7 +73,7 @@ fn dispatch(n: &PgNotification, log: &EventLog, signals: &Signals) {
     match n.channel() {
         HEAD_CHANNEL => {
             if let Ok(head) = second.parse() {
-                log.heads().advance(topic, head);
+                tail.heads().advance(topic, head);
             }
         }
         CONSUMER_CHANNEL => {

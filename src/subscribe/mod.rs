@@ -10,32 +10,31 @@
 mod acks;
 mod error;
 mod listener;
+mod mode;
 mod signals;
 mod slots;
 mod start;
-mod task;
+mod stream;
+pub mod tail;
 
 pub use error::SubscribeError;
 pub use start::Start;
+pub use stream::Item;
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use uuid::Uuid;
 
 use self::acks::AckCoalescer;
+use self::mode::{Ephemeral, Exclusive, Mode};
 use self::signals::Signals;
 use self::slots::Slots;
-use self::task::{Durable, Subscription};
-use crate::log::{ConsumerInfo, Deleted, EventLog, SharedRecord};
-
-pub use self::task::Item;
+use self::stream::{Stream, Subscription};
+use self::tail::{SharedRecord, Tail};
+use crate::log::{ConsumerInfo, Deleted, EventLog, LogError, Position};
+use crate::tasks::Tasks;
 
 /// Tunables of the engine (flags of `pulsebus serve`).
 #[derive(Debug, Clone, Copy)]
@@ -71,17 +70,39 @@ impl Default for SubscribeConfig {
     }
 }
 
-/// What a subscription delivers.
+/// What a subscription delivers: records, and what the stream is doing.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
     /// The next record, shared with the tail window and the topic's other streams.
     Record(Arc<SharedRecord>),
-    /// The stream is alive; where the topic and the consumer stand.
+    /// The stream is alive and idle; where the topic and the consumer stand.
     Heartbeat {
         /// The topic's head.
         head: i64,
         /// The consumer's committed offset (0 for ephemeral subscriptions).
         committed: i64,
+    },
+    /// This stream holds the durable consumer and delivers after `committed`.
+    Attached {
+        /// The committed offset delivery continues after.
+        committed: i64,
+        /// The consumer's seek epoch: acks should carry it.
+        epoch: i64,
+    },
+    /// Another subscriber holds the consumer; this stream waits to take over.
+    Standby,
+    /// Everything up to `head` was delivered since the stream (re)started; new
+    /// records follow as they commit.
+    CaughtUp {
+        /// The head reached.
+        head: i64,
+    },
+    /// A Seek moved the consumer: what follows starts after `committed`.
+    Repositioned {
+        /// The committed offset set by the Seek.
+        committed: i64,
+        /// The new seek epoch: acks of records delivered before it are stale.
+        epoch: i64,
     },
 }
 
@@ -103,36 +124,38 @@ pub struct SubscribeParams {
 /// The engine shared by all RPCs of one server.
 pub struct Engine {
     log: EventLog,
+    tail: Arc<Tail>,
     config: SubscribeConfig,
     signals: Arc<Signals>,
     acks: AckCoalescer,
     slots: Arc<Slots>,
-    token: CancellationToken,
-    tracker: TaskTracker,
+    tasks: Tasks,
 }
 
 impl Engine {
-    /// Starts the engine and its notification listener; everything stops with `token`.
-    pub fn start(log: EventLog, config: SubscribeConfig, token: CancellationToken) -> Self {
+    /// Starts the engine, its notification listener and its head refresher on
+    /// `tasks`. `tail` must be the sink the log announces its commits to.
+    pub fn start(log: EventLog, tail: Arc<Tail>, config: SubscribeConfig, tasks: &Tasks) -> Self {
         let signals = Arc::new(Signals::default());
-        let tracker = TaskTracker::new();
-        let acks = AckCoalescer::new(log.clone(), Arc::clone(&signals), tracker.clone());
-        tracker.spawn(listener::run(
+        let acks = AckCoalescer::new(log.clone(), Arc::clone(&signals), tasks.tracker());
+        tasks.spawn(listener::run(
             log.clone(),
+            Arc::clone(&tail),
             Arc::clone(&signals),
-            token.child_token(),
+            tasks.token(),
         ));
+        tail.spawn_refresher(log.clone(), config.heartbeat_interval, tasks);
         Self {
             slots: Slots::new(
                 config.max_subscriptions,
                 config.max_subscriptions_per_connection,
             ),
             log,
+            tail,
             config,
             signals,
             acks,
-            token,
-            tracker,
+            tasks: tasks.clone(),
         }
     }
 
@@ -143,74 +166,86 @@ impl Engine {
         params: SubscribeParams,
         peer: Option<SocketAddr>,
     ) -> Result<mpsc::Receiver<Item>, SubscribeError> {
-        if self.token.is_cancelled() {
+        if self.tasks.is_stopping() {
             return Err(SubscribeError::ShuttingDown);
         }
         let slot = self.slots.take(peer)?;
         self.log.ensure_topic(&params.topic).await?;
+        // Watch before reading the head: a commit in between then moves the watch.
+        let head_watch = self.tail.heads().watch(&params.topic);
         let head = self.head(&params.topic).await?;
         let (tx, rx) = mpsc::channel(self.config.channel_capacity);
-        let mut sub = Subscription {
+        let stream = Stream {
             log: self.log.clone(),
+            tail: Arc::clone(&self.tail),
             config: self.config,
             topic: params.topic.clone(),
             types: params.types,
-            max_in_flight: params.max_in_flight,
             tx,
-            token: self.token.child_token(),
-            head: self.log.heads().watch(&params.topic),
-            durable: None,
+            token: self.tasks.token(),
+            head: head_watch,
             next: 1,
-            committed: 0,
-            epoch: -1,
-            in_flight: VecDeque::new(),
-            last_delivered: 0,
-            skipped_to: 0,
+            catching_up: true,
             _slot: slot,
         };
+        let topic = params.topic;
         match params.consumer {
             Some(name) => {
-                let committed = match self.log.position(&params.topic, &name).await? {
-                    Some(position) => position.committed,
-                    None => {
-                        let committed =
-                            start::committed_for(&self.log, &params.topic, params.start, head)
-                                .await?;
-                        self.log
-                            .create_consumer(&params.topic, &name, committed)
-                            .await?
-                            .committed
-                    }
-                };
-                sub.committed = committed;
-                sub.durable = Some(Durable {
-                    signal: self.signals.watch(&params.topic, &name),
-                    signals: Arc::clone(&self.signals),
+                self.consumer_for(&topic, &name, params.start, head).await?;
+                let mode = Exclusive::new(
                     name,
-                    owner: Uuid::new_v4(),
-                    lease_until: Instant::now(),
-                });
+                    &topic,
+                    Arc::clone(&self.signals),
+                    params.max_in_flight,
+                );
+                self.spawn(stream, mode);
             }
             None => {
-                let committed =
-                    start::committed_for(&self.log, &params.topic, params.start, head).await?;
-                sub.next = committed + 1;
-                sub.last_delivered = committed;
+                let after = start::committed_for(&self.log, &topic, params.start, head).await?;
+                self.spawn(stream, Ephemeral { after });
             }
         }
-        self.tracker.spawn(sub.run());
         Ok(rx)
     }
 
-    /// Commits `offset` for a durable consumer; returns the committed offset after it.
+    fn spawn<M: Mode>(&self, stream: Stream, mode: M) {
+        self.tasks.spawn(Subscription { stream, mode }.run());
+    }
+
+    /// Creates the consumer at `start` unless it exists (an existing consumer resumes
+    /// after its committed offset, wherever `start` points).
+    async fn consumer_for(
+        &self,
+        topic: &str,
+        name: &str,
+        start: Start,
+        head: i64,
+    ) -> Result<Position, SubscribeError> {
+        if let Some(position) = self.log.position(topic, name).await? {
+            return Ok(position);
+        }
+        let committed = start::committed_for(&self.log, topic, start, head).await?;
+        Ok(self.log.create_consumer(topic, name, committed).await?)
+    }
+
+    /// Commits `offset` for a durable consumer and returns its position after that.
+    /// With `epoch`, an ack from before a Seek (an older epoch) moves nothing.
     pub async fn ack(
         &self,
         topic: &str,
         consumer: Option<&str>,
         offset: i64,
-    ) -> Result<i64, SubscribeError> {
+        epoch: Option<i64>,
+    ) -> Result<Position, SubscribeError> {
         let consumer = consumer.ok_or(SubscribeError::Ephemeral)?;
-        if offset > self.log.heads().known(topic) {
+        // The known head avoids a query; a topic nobody watches here is read, so an
+        // ack naming any topic adds nothing to memory.
+        if self
+            .tail
+            .heads()
+            .known(topic)
+            .is_none_or(|known| offset > known)
+        {
             let head = self.head(topic).await?;
             if offset > head {
                 return Err(SubscribeError::AckPastHead {
@@ -220,8 +255,8 @@ impl Engine {
                 });
             }
         }
-        match self.acks.ack(topic, consumer, offset).await? {
-            Some(position) => Ok(position.committed),
+        match self.acks.ack(topic, consumer, offset, epoch).await? {
+            Some(position) => Ok(position),
             None => Err(self.consumer_not_found(topic, consumer)),
         }
     }
@@ -232,18 +267,23 @@ impl Engine {
         topic: &str,
         consumer: &str,
         start: Start,
-    ) -> Result<i64, SubscribeError> {
+    ) -> Result<Position, SubscribeError> {
         let head = self.head(topic).await?;
         let committed = start::committed_for(&self.log, topic, start, head).await?;
         let position = self.log.seek(topic, consumer, committed).await?;
         self.signals.moved(topic, consumer, position);
-        Ok(position.committed)
+        Ok(position)
     }
 
-    /// The topic's consumers.
-    pub async fn list(&self, topic: &str) -> Result<Vec<ConsumerInfo>, SubscribeError> {
+    /// Up to `limit` of the topic's consumers, by name after `after`.
+    pub async fn list(
+        &self,
+        topic: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ConsumerInfo>, SubscribeError> {
         self.head(topic).await?;
-        Ok(self.log.list_consumers(topic).await?)
+        Ok(self.log.list_consumers(topic, after, limit).await?)
     }
 
     /// Forgets a detached consumer.
@@ -264,28 +304,15 @@ impl Engine {
         self.slots.open()
     }
 
-    /// Ends every subscription (each stream closes with UNAVAILABLE so clients
-    /// reconnect) and waits, up to `timeout`, for their leases to be released.
-    pub async fn shutdown(&self, timeout: Duration) {
-        self.token.cancel();
-        self.tracker.close();
-        if tokio::time::timeout(timeout, self.tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("some subscriptions did not end in time");
-        }
-    }
-
     async fn head(&self, topic: &str) -> Result<i64, SubscribeError> {
-        let head =
-            self.log
-                .head(topic)
-                .await?
-                .ok_or_else(|| crate::log::LogError::TopicNotFound {
-                    topic: topic.to_owned(),
-                })?;
-        self.log.heads().advance(topic, head);
+        let head = self
+            .log
+            .head(topic)
+            .await?
+            .ok_or_else(|| LogError::TopicNotFound {
+                topic: topic.to_owned(),
+            })?;
+        self.tail.heads().advance(topic, head);
         Ok(head)
     }
 

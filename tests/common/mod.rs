@@ -307,10 +307,14 @@ pub async fn next_offsets(stream: &mut tonic::Streaming<SubscribeResponse>, n: u
 /// Waits for the next heartbeat and fails if a record comes first: with a short
 /// heartbeat interval this proves the server had nothing (more) to deliver.
 pub async fn expect_heartbeat(stream: &mut tonic::Streaming<SubscribeResponse>) -> Heartbeat {
-    match next_message(stream).await {
-        subscribe_response::Message::Heartbeat(h) => h,
-        subscribe_response::Message::Record(r) => {
-            panic!("expected a heartbeat, got record {}", r.offset)
+    loop {
+        match next_message(stream).await {
+            subscribe_response::Message::Heartbeat(h) => return h,
+            subscribe_response::Message::Record(r) => {
+                panic!("expected a heartbeat, got record {}", r.offset)
+            }
+            // State messages (attached, standby, caught up, repositioned) may come first.
+            _ => {}
         }
     }
 }
@@ -322,6 +326,7 @@ pub async fn ack(client: &mut Client<Channel>, topic: &str, consumer: &str, offs
             topic: topic.to_owned(),
             consumer: consumer.to_owned(),
             offset,
+            seek_epoch: None,
         })
         .await
         .expect("ack succeeds")

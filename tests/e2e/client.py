@@ -245,9 +245,22 @@ def run_consumer(addr: str, topic: str) -> dict:
 
     channel, bus = connect(addr)
     heartbeats = 0
+    # State messages seen, by kind; the latest seek epoch (from attached/repositioned).
+    states = {}
+    epoch = None
+
+    def note_state(kind: str, message) -> bool:
+        """Counts a stream state message; False when `kind` is not one."""
+        nonlocal epoch
+        if kind not in ("attached", "standby", "caught_up", "repositioned"):
+            return False
+        states[kind] = states.get(kind, 0) + 1
+        if kind in ("attached", "repositioned"):
+            epoch = getattr(message, kind).seek_epoch
+        return True
 
     def read_records(call, n: int, what: str) -> list:
-        """The next n records of a Subscribe call, skipping heartbeats."""
+        """The next n records of a Subscribe call, skipping heartbeats and states."""
         nonlocal heartbeats
         records = []
         try:
@@ -256,7 +269,9 @@ def run_consumer(addr: str, topic: str) -> dict:
                 if kind == "heartbeat":
                     heartbeats += 1
                     continue
-                check(kind == "record", f"{what}: a message that is neither record nor heartbeat: {message}")
+                if note_state(kind, message):
+                    continue
+                check(kind == "record", f"{what}: a message that is neither record, heartbeat nor state: {message}")
                 records.append(message.record)
                 if len(records) == n:
                     return records
@@ -271,6 +286,8 @@ def run_consumer(addr: str, topic: str) -> dict:
         try:
             for message in call:
                 kind = message.WhichOneof("message")
+                if note_state(kind, message):
+                    continue
                 check(kind == "heartbeat", f"{what}: got a {kind} while waiting for a heartbeat: {message}")
                 heartbeats += 1
                 if message.heartbeat.committed_offset == committed:
@@ -290,7 +307,7 @@ def run_consumer(addr: str, topic: str) -> dict:
         return offsets
 
     def ack(consumer: str, offset: int) -> int:
-        request = pb.AckRequest(topic=topic, consumer=consumer, offset=offset)
+        request = pb.AckRequest(topic=topic, consumer=consumer, offset=offset, seek_epoch=epoch)
         return bus.Ack(request, timeout=DEADLINE).committed_offset
 
     def subscribe():
@@ -361,6 +378,7 @@ def run_consumer(addr: str, topic: str) -> dict:
         "committed": info.committed_offset,
         "lag": info.lag,
         "heartbeats": heartbeats,
+        "states": states,
     }
 
 

@@ -285,7 +285,7 @@ proptest! {
         offset in prop_oneof![-2i64..3, any::<i64>()],
         start in start(),
     ) {
-        let ack = pb::AckRequest { topic: topic.clone(), consumer: consumer.clone(), offset };
+        let ack = pb::AckRequest { topic: topic.clone(), consumer: consumer.clone(), offset, ..Default::default() };
         let mut faults = Faults::default();
         if !topic_ok(&topic) {
             faults.invalid("topic");

@@ -63,6 +63,7 @@ impl PbAcker {
             topic: self.topic.clone(),
             consumer: self.consumer.clone(),
             offset,
+            ..Default::default()
         };
         self.client.ack(req).await.context("Ack")?;
         Ok(())

@@ -10,7 +10,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{PageRequest, Record, SharedRecord};
+use super::SharedRecord;
+use crate::log::{PageRequest, Record};
 
 /// Default bound on each topic's window.
 pub const DEFAULT_WINDOW_RECORDS: usize = 4096;

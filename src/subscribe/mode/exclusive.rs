@@ -1,0 +1,244 @@
+//! A durable consumer with one active subscriber across all replicas: the subscriber
+//! holding the consumer's lease delivers in offset order from the committed offset;
+//! any other waits as a standby (heartbeats meanwhile) and takes over when the lease
+//! is released or lapses. Acks commit cumulatively; at most `max_in_flight` records
+//! are delivered and unacknowledged. A Seek (on any replica) bumps the consumer's
+//! epoch, and the stream restarts from the new position.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::Mode;
+use crate::log::Position;
+use crate::subscribe::signals::{ConsumerSignal, Signals};
+use crate::subscribe::stream::{Stream, ticker};
+use crate::subscribe::{Delivery, SubscribeConfig, SubscribeError};
+
+/// The consumer, its lease, and what is in flight.
+pub struct Exclusive {
+    name: String,
+    owner: Uuid,
+    signal: watch::Receiver<ConsumerSignal>,
+    signals: Arc<Signals>,
+    /// When the lease we hold runs out unless renewed (by this server's clock, counted
+    /// from before the renewal was sent, so never later than the database's).
+    lease_until: Instant,
+    max_in_flight: usize,
+    /// Last committed offset known, and the seek epoch it belongs to.
+    committed: i64,
+    epoch: i64,
+    /// Offsets delivered and not yet acknowledged, oldest first.
+    in_flight: VecDeque<i64>,
+    /// Highest offset delivered, or the committed offset we started from.
+    last_delivered: i64,
+    /// Last `to` tried when moving the consumer past filtered-out events.
+    skipped_to: i64,
+    /// A Seek moved the consumer: the stream restarts after this.
+    reposition: Option<Position>,
+}
+
+impl Exclusive {
+    /// The consumer `name`, watched through `signals`, with a fresh owner id.
+    pub fn new(name: String, topic: &str, signals: Arc<Signals>, max_in_flight: usize) -> Self {
+        Self {
+            signal: signals.watch(topic, &name),
+            signals,
+            name,
+            owner: Uuid::new_v4(),
+            lease_until: Instant::now(),
+            max_in_flight,
+            committed: 0,
+            epoch: -1,
+            in_flight: VecDeque::new(),
+            last_delivered: 0,
+            skipped_to: 0,
+            reposition: None,
+        }
+    }
+
+    async fn try_acquire(&mut self, s: &Stream) -> Result<Option<Position>, SubscribeError> {
+        let ttl = s.config.consumer_lease;
+        let sent = Instant::now();
+        let position = s
+            .log
+            .acquire_lease(&s.topic, &self.name, self.owner, ttl)
+            .await?;
+        if position.is_some() {
+            self.lease_until = sent + ttl;
+            tracing::debug!(topic = %s.topic, consumer = %self.name, "subscriber attached");
+        }
+        Ok(position)
+    }
+
+    /// Takes in a position: a newer epoch (a Seek) restarts the stream, a higher
+    /// offset in the same epoch (an ack) frees budget.
+    fn apply(&mut self, position: Position) {
+        if position.epoch > self.epoch {
+            self.epoch = position.epoch;
+            self.committed = position.committed;
+            self.last_delivered = position.committed;
+            self.in_flight.clear();
+            self.reposition = Some(position);
+        } else if position.epoch == self.epoch && position.committed > self.committed {
+            self.committed = position.committed;
+            while self.in_flight.front().is_some_and(|&o| o <= self.committed) {
+                self.in_flight.pop_front();
+            }
+        }
+    }
+
+    fn lease_lost(&self, s: &Stream) -> SubscribeError {
+        SubscribeError::LeaseLost {
+            topic: s.topic.clone(),
+            consumer: self.name.clone(),
+        }
+    }
+}
+
+impl Mode for Exclusive {
+    /// Waits as a standby until this subscription holds the consumer's lease.
+    async fn attach(&mut self, s: &Stream) -> Result<Option<Position>, SubscribeError> {
+        let mut beat = ticker(Some(s.config.heartbeat_interval));
+        let mut check = ticker(Some(s.config.consumer_lease / 4));
+        let mut told_standby = false;
+        loop {
+            if let Some(position) = self.try_acquire(s).await? {
+                self.apply(position);
+                self.reposition = None;
+                s.tell(Delivery::Attached {
+                    committed: position.committed,
+                    epoch: position.epoch,
+                });
+                return Ok(Some(position));
+            }
+            if !std::mem::replace(&mut told_standby, true) {
+                s.tell(Delivery::Standby);
+            }
+            let releases = self.signal.borrow().releases;
+            loop {
+                tokio::select! {
+                    _ = s.token.cancelled() => return Err(SubscribeError::ShuttingDown),
+                    _ = s.tx.closed() => return Ok(None),
+                    _ = check.tick() => break,
+                    changed = self.signal.changed() => {
+                        if changed.is_err() || self.signal.borrow().releases != releases {
+                            break;
+                        }
+                    }
+                    _ = beat.tick() => {
+                        let head = s.head.get();
+                        let committed = self.signal.borrow().position.map_or(0, |p| p.committed);
+                        s.tell(Delivery::Heartbeat { head, committed });
+                    }
+                }
+            }
+        }
+    }
+
+    fn budget(&self) -> usize {
+        self.max_in_flight.saturating_sub(self.in_flight.len())
+    }
+
+    fn delivered(&mut self, offset: i64) {
+        if self.reposition.is_none() {
+            self.last_delivered = offset;
+            self.in_flight.push_back(offset);
+        }
+    }
+
+    fn has_reposition(&self) -> bool {
+        self.reposition.is_some()
+    }
+
+    fn take_reposition(&mut self) -> Option<Position> {
+        let announced = self.signal.borrow_and_update().position;
+        if let Some(position) = announced {
+            self.apply(position);
+        }
+        self.reposition.take()
+    }
+
+    async fn changed(&mut self) {
+        if self.signal.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    fn keep_alive_every(&self, config: &SubscribeConfig) -> Option<Duration> {
+        Some(config.consumer_lease / 3)
+    }
+
+    /// Extends the lease; ends the subscription once it may have lapsed.
+    async fn keep_alive(&mut self, s: &Stream) -> Result<(), SubscribeError> {
+        let ttl = s.config.consumer_lease;
+        let sent = Instant::now();
+        match s
+            .log
+            .renew_lease(&s.topic, &self.name, self.owner, ttl)
+            .await
+        {
+            Ok(Some(position)) => {
+                self.lease_until = sent + ttl;
+                self.apply(position);
+                Ok(())
+            }
+            Ok(None) => Err(self.lease_lost(s)),
+            Err(e) if Instant::now() < self.lease_until => {
+                tracing::warn!(error = %e, topic = %s.topic, "lease renewal failed; retrying");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// With a type filter, events the client never sees count as passed: once every
+    /// delivered record is acknowledged, move the consumer over what was skipped.
+    async fn idle(&mut self, s: &Stream) -> Result<(), SubscribeError> {
+        let scanned = s.next - 1;
+        let settled = self.in_flight.is_empty() && self.committed >= self.last_delivered;
+        if s.types.is_empty() || !settled || scanned <= self.committed || scanned == self.skipped_to
+        {
+            return Ok(());
+        }
+        self.skipped_to = scanned;
+        let moved = s
+            .log
+            .skip_filtered(
+                &s.topic,
+                &self.name,
+                self.owner,
+                scanned,
+                self.last_delivered,
+            )
+            .await?;
+        if let Some(position) = moved {
+            self.apply(position);
+        }
+        Ok(())
+    }
+
+    fn committed(&self) -> i64 {
+        self.committed
+    }
+
+    /// Releases the lease (standbys take over at once) and forgets the doorbell.
+    async fn detach(self, s: &Stream) {
+        if let Err(e) = s.log.release_lease(&s.topic, &self.name, self.owner).await {
+            tracing::warn!(error = %e, topic = %s.topic, consumer = %self.name, "could not release lease; it will expire");
+        }
+        let Self {
+            name,
+            signals,
+            signal,
+            ..
+        } = self;
+        // Our own receiver must be gone before the entry can be forgotten.
+        drop(signal);
+        signals.forget(&s.topic, &name);
+    }
+}
