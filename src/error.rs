@@ -4,7 +4,11 @@
 //! errors are logged here with their context and reach the caller only as INTERNAL,
 //! without SQL or credentials.
 
-use tonic::Status;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::auth::AuthError;
 use crate::log::LogError;
@@ -62,68 +66,170 @@ impl ApiError {
     }
 }
 
+/// The domain of every `ErrorInfo` this server sends.
+pub const ERROR_DOMAIN: &str = "pulsebus.v1";
+
+/// How long a client should wait before retrying an UNAVAILABLE call.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
 impl From<ApiError> for Status {
     fn from(err: ApiError) -> Self {
         let message = err.to_string();
-        match err {
-            ApiError::Invalid { .. } => Status::invalid_argument(message),
-            ApiError::TooLarge { .. } => Status::resource_exhausted(message),
-            ApiError::NotImplemented { .. } => Status::unimplemented(message),
+        let (code, message, details) = match err {
+            ApiError::Invalid { field, rule } => (
+                Code::InvalidArgument,
+                message,
+                ErrorDetails::with_bad_request_violation(field, rule),
+            ),
+            ApiError::TooLarge {
+                field, limit, flag, ..
+            } => {
+                let meta = [
+                    ("field", field),
+                    ("limit", limit.to_string()),
+                    ("flag", flag.into()),
+                ];
+                (
+                    Code::ResourceExhausted,
+                    message,
+                    info("LIMIT_EXCEEDED", meta),
+                )
+            }
+            ApiError::NotImplemented { .. } => (Code::Unimplemented, message, ErrorDetails::new()),
             ApiError::Auth(auth) => auth_status(auth, message),
             ApiError::Log(log) => log_status(&log, message),
             ApiError::Subscribe(sub) => subscribe_status(sub, message),
+        };
+        Status::with_error_details(code, message, details)
+    }
+}
+
+/// A code, the message, and the google.rpc details that go with it.
+type Mapped = (Code, String, ErrorDetails);
+
+/// An `ErrorInfo` with a stable `reason` and what it is about.
+fn info<const N: usize>(reason: &str, meta: [(&str, String); N]) -> ErrorDetails {
+    let meta: HashMap<String, String> = meta.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    ErrorDetails::with_error_info(reason, ERROR_DOMAIN, meta)
+}
+
+fn auth_status(err: AuthError, message: String) -> Mapped {
+    match err {
+        AuthError::Missing => (Code::Unauthenticated, message, info("TOKEN_MISSING", [])),
+        AuthError::Unknown => (Code::Unauthenticated, message, info("TOKEN_UNKNOWN", [])),
+        AuthError::Denied {
+            principal, topic, ..
+        } => {
+            let meta = [("principal", principal), ("topic", topic)];
+            (
+                Code::PermissionDenied,
+                message,
+                info("PERMISSION_DENIED", meta),
+            )
         }
     }
 }
 
-fn auth_status(err: AuthError, message: String) -> Status {
-    match err {
-        AuthError::Missing | AuthError::Unknown => Status::unauthenticated(message),
-        AuthError::Denied { .. } => Status::permission_denied(message),
-    }
+fn subscribe_status(err: SubscribeError, message: String) -> Mapped {
+    use SubscribeError as E;
+    let (code, details) = match err {
+        E::ConsumerNotFound { topic, consumer } => (
+            Code::NotFound,
+            info(
+                "CONSUMER_NOT_FOUND",
+                [("topic", topic), ("consumer", consumer)],
+            ),
+        ),
+        E::Ephemeral => (Code::FailedPrecondition, info("EPHEMERAL_SUBSCRIPTION", [])),
+        E::AckPastHead {
+            topic,
+            offset,
+            head,
+        } => {
+            let meta = [
+                ("topic", topic),
+                ("offset", offset.to_string()),
+                ("head", head.to_string()),
+            ];
+            (Code::FailedPrecondition, info("ACK_PAST_HEAD", meta))
+        }
+        E::StartPastHead {
+            topic,
+            offset,
+            next,
+        } => {
+            let meta = [
+                ("topic", topic),
+                ("offset", offset.to_string()),
+                ("next", next.to_string()),
+            ];
+            (Code::FailedPrecondition, info("START_PAST_HEAD", meta))
+        }
+        E::ConsumerAttached { topic, consumer } => (
+            Code::FailedPrecondition,
+            info(
+                "CONSUMER_ATTACHED",
+                [("topic", topic), ("consumer", consumer)],
+            ),
+        ),
+        E::LeaseLost { topic, consumer } => (
+            Code::Aborted,
+            info("LEASE_LOST", [("topic", topic), ("consumer", consumer)]),
+        ),
+        E::TooManySubscriptions { limit, flag, .. } => {
+            let meta = [("limit", limit.to_string()), ("flag", flag.to_owned())];
+            (
+                Code::ResourceExhausted,
+                info("TOO_MANY_SUBSCRIPTIONS", meta),
+            )
+        }
+        E::ShuttingDown => (Code::Unavailable, retry(RETRY_AFTER)),
+        E::Log(log) => return log_status(&log, message),
+    };
+    (code, message, details)
 }
 
-fn subscribe_status(err: SubscribeError, message: String) -> Status {
-    match err {
-        SubscribeError::ConsumerNotFound { .. } => Status::not_found(message),
-        SubscribeError::Ephemeral
-        | SubscribeError::AckPastHead { .. }
-        | SubscribeError::StartPastHead { .. }
-        | SubscribeError::ConsumerAttached { .. } => Status::failed_precondition(message),
-        SubscribeError::LeaseLost { .. } => Status::aborted(message),
-        SubscribeError::TooManySubscriptions { .. } => Status::resource_exhausted(message),
-        SubscribeError::ShuttingDown => Status::unavailable(message),
-        SubscribeError::Log(log) => log_status(&log, message),
-    }
-}
-
-fn log_status(err: &LogError, message: String) -> Status {
+fn log_status(err: &LogError, message: String) -> Mapped {
     match err {
         LogError::Shared(inner) => log_status(inner, message),
-        LogError::TopicNotFound { .. } => Status::not_found(message),
-        LogError::IdInOtherTopic { .. } => Status::already_exists(message),
+        LogError::TopicNotFound { topic } => (
+            Code::NotFound,
+            message,
+            info("TOPIC_NOT_FOUND", [("topic", topic.clone())]),
+        ),
+        LogError::IdInOtherTopic { id, other_topic } => {
+            let meta = [("id", id.to_string()), ("topic", other_topic.clone())];
+            (
+                Code::AlreadyExists,
+                message,
+                info("ID_IN_OTHER_TOPIC", meta),
+            )
+        }
         LogError::Unavailable { source } => {
             tracing::warn!(error = %source, "database unavailable");
-            Status::unavailable("the database is unavailable; retry later")
+            let message = "the database is unavailable; retry later".to_owned();
+            (Code::Unavailable, message, retry(RETRY_AFTER))
         }
         LogError::FlushLost(lost) => {
             tracing::error!(error = %lost, "a grouped write was lost");
-            Status::internal(
-                "internal error: a write was lost before it answered; see the server log",
-            )
+            let message = "internal error: a write was lost before it answered; see the server log";
+            (Code::Internal, message.to_owned(), ErrorDetails::new())
         }
         LogError::Database { context, source } => {
             tracing::error!(error = %source, context = *context, "database error");
-            Status::internal(format!(
-                "internal error while {context}; see the server log"
-            ))
+            let message = format!("internal error while {context}; see the server log");
+            (Code::Internal, message, ErrorDetails::new())
         }
     }
+}
+
+/// A `RetryInfo` asking to wait `after`.
+fn retry(after: Duration) -> ErrorDetails {
+    ErrorDetails::with_retry_info(Some(after))
 }
 
 #[cfg(test)]
 mod tests {
-    use tonic::Code;
     use uuid::Uuid;
 
     use super::*;
@@ -238,6 +344,41 @@ mod tests {
             topic: "t".into(),
         };
         assert_eq!(code(denied).0, Code::PermissionDenied);
+    }
+
+    /// Clients get machine-readable details: the field and rule of a bad request, a
+    /// stable reason with what it is about, and when to retry.
+    #[test]
+    fn statuses_carry_field_violations_reasons_and_retry_info() {
+        let status = Status::from(ApiError::invalid("events[1].id", "must be a UUID"));
+        let violation = &status.get_details_bad_request().unwrap().field_violations[0];
+        assert_eq!(
+            (violation.field.as_str(), violation.description.as_str()),
+            ("events[1].id", "must be a UUID")
+        );
+
+        let status = Status::from(ApiError::from(SubscribeError::ConsumerNotFound {
+            topic: "t".into(),
+            consumer: "c".into(),
+        }));
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(
+            (info.reason.as_str(), info.domain.as_str()),
+            ("CONSUMER_NOT_FOUND", ERROR_DOMAIN)
+        );
+        assert_eq!(info.metadata["consumer"], "c");
+        assert!(
+            status.message().contains("consumer 'c'"),
+            "the message stays"
+        );
+
+        let status = Status::from(ApiError::from(LogError::Unavailable {
+            source: sqlx::Error::PoolTimedOut,
+        }));
+        let retry = status.get_details_retry_info().unwrap();
+        assert_eq!(retry.retry_delay, Some(RETRY_AFTER));
+        let lost = Status::from(ApiError::from(LogError::FlushLost(crate::group::FlushLost)));
+        assert_eq!(lost.code(), Code::Internal);
     }
 
     #[test]
