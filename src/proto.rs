@@ -8,6 +8,8 @@ pub mod pulsebus {
     #[allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
     pub mod v1 {
         tonic::include_proto!("pulsebus.v1");
+        // The server, generated apart so Subscribe can use its own codec (build.rs).
+        include!(concat!(env!("OUT_DIR"), "/pulsebus.v1.EventBus.rs"));
     }
 }
 

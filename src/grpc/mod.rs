@@ -3,13 +3,12 @@
 //! and converts the reply. No SQL here.
 
 mod convert;
-mod fanout;
 pub mod paging;
 pub mod validate;
 pub mod validate_subscribe;
+pub mod wire;
 
 pub use convert::timestamp;
-pub use fanout::EventBusRoutes;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -25,7 +24,7 @@ use crate::error::ApiError;
 use crate::log::EventLog;
 use crate::proto::pulsebus::v1 as pb;
 use crate::proto::pulsebus::v1::event_bus_server::EventBus;
-use crate::subscribe::{self, Engine};
+use crate::subscribe::Engine;
 
 /// The service behind `pulsebus.v1.EventBus`.
 #[derive(Clone)]
@@ -35,9 +34,8 @@ pub struct EventBusService {
     limits: Limits,
 }
 
-/// The stream a Subscribe call returns.
-pub type SubscribeStream =
-    Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;
+/// The stream a Subscribe call returns: responses already encoded (see [`wire`]).
+pub type SubscribeStream = Pin<Box<dyn Stream<Item = Result<wire::Encoded, Status>> + Send>>;
 
 type Who = Arc<Principal>;
 
@@ -63,31 +61,18 @@ impl EventBusService {
         Ok(pb::PublishResponse { results })
     }
 
-    /// Starts a subscription; `EventBusRoutes` sends its items encoded once per record,
-    /// the generated route (kept working) converts them one by one.
-    async fn open_subscription(
-        &self,
-        who: Who,
-        req: pb::SubscribeRequest,
-        peer: Option<SocketAddr>,
-    ) -> Result<ReceiverStream<subscribe::Item>, ApiError> {
-        validate::request_size(&req, &self.limits)?;
-        let params = validate_subscribe::subscribe(req)?;
-        who.check(Action::Subscribe, &params.topic)?;
-        Ok(ReceiverStream::new(
-            self.engine.subscribe(params, peer).await?,
-        ))
-    }
-
     async fn subscribe(
         &self,
         who: Who,
         req: pb::SubscribeRequest,
         peer: Option<SocketAddr>,
     ) -> Result<SubscribeStream, ApiError> {
-        let items = self.open_subscription(who, req, peer).await?;
+        validate::request_size(&req, &self.limits)?;
+        let params = validate_subscribe::subscribe(req)?;
+        who.check(Action::Subscribe, &params.topic)?;
+        let items = ReceiverStream::new(self.engine.subscribe(params, peer).await?);
         let stream = items.map(|item| {
-            item.map(Into::into)
+            item.map(wire::Encoded::from)
                 .map_err(|e| Status::from(ApiError::from(e)))
         });
         Ok(Box::pin(stream))

@@ -20,9 +20,10 @@ use crate::auth::{AuthFileError, Authenticator};
 use crate::config::ServeConfig;
 use crate::db::{self, DbError};
 use crate::error::ApiError;
-use crate::grpc::{EventBusRoutes, EventBusService};
+use crate::grpc::EventBusService;
 use crate::log::EventLog;
 use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::proto::pulsebus::v1::event_bus_server::EventBusServer;
 use crate::subscribe::tail::Tail;
 use crate::subscribe::{Engine, SubscribeConfig};
 use crate::tasks::{Tasks, remaining};
@@ -132,7 +133,7 @@ impl Server {
             .add_service(reflection_v1()?)
             .add_service(reflection_v1alpha()?)
             .add_service(InterceptedService::new(
-                EventBusRoutes::new(service, max_decode),
+                EventBusServer::new(service).max_decoding_message_size(max_decode),
                 authenticate(self.auth.clone()),
             ));
         tracing::info!(addr = %self.local_addr(), "pulsebus serving");
