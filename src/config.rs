@@ -1,15 +1,46 @@
 //! Configuration: every setting is a flag with an environment variable, documented in
-//! `pulsebus serve --help`. Defaults suit a developer machine.
+//! `pulsebus serve --help`. Defaults suit a developer machine; each is written once,
+//! as a constant below, and both clap and the `Default` impls use it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Defaults of the flags (durations in humantime form, as a user would type them).
+mod defaults {
+    pub const LISTEN: &str = "127.0.0.1:50051";
+    pub const DATA_DIR: &str = ".pulsebus";
+    pub const DB_MAX_CONNECTIONS: u32 = 16;
+    pub const DB_TIMEOUT: &str = "5s";
+    pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+    pub const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
+    pub const MAX_BATCH_EVENTS: usize = 1000;
+    pub const REQUEST_TIMEOUT: &str = "30s";
+    pub const KEEPALIVE_INTERVAL: &str = "30s";
+    pub const KEEPALIVE_TIMEOUT: &str = "10s";
+    pub const HEARTBEAT_INTERVAL: &str = "5s";
+    pub const CONSUMER_LEASE: &str = "10s";
+    pub const MAX_SUBSCRIPTIONS: usize = 10_000;
+    pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 1_000;
+    pub const SHUTDOWN_TIMEOUT: &str = "10s";
+    /// Records read per catch-up page (not a flag).
+    pub const PAGE_SIZE: usize = 500;
+    /// Bytes (about) read per catch-up page (not a flag).
+    pub const PAGE_BYTES: usize = 1024 * 1024;
+    /// Records buffered between a subscription task and its gRPC stream (not a flag).
+    pub const CHANNEL_CAPACITY: usize = 16;
+}
+
+/// A default duration, which is a valid humantime literal by construction.
+fn duration(text: &str) -> Duration {
+    humantime::parse_duration(text).expect("the defaults are valid durations")
+}
+
 /// Settings of `pulsebus serve`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeConfig {
     /// Address the gRPC server listens on.
-    #[arg(long, env = "PULSEBUS_LISTEN", default_value = "127.0.0.1:50051")]
+    #[arg(long, env = "PULSEBUS_LISTEN", default_value = defaults::LISTEN)]
     pub listen: SocketAddr,
 
     #[command(flatten)]
@@ -34,7 +65,7 @@ pub struct ServeConfig {
     pub auth_file: Option<PathBuf>,
 
     /// How long a graceful shutdown waits for in-flight requests before giving up.
-    #[arg(long, env = "PULSEBUS_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "PULSEBUS_SHUTDOWN_TIMEOUT", default_value = defaults::SHUTDOWN_TIMEOUT, value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
 }
 
@@ -48,15 +79,15 @@ pub struct DatabaseConfig {
 
     /// Directory for the private PostgreSQL (used only without DATABASE_URL); its
     /// cluster is in DATA_DIR/postgres and its log in DATA_DIR/postgres/postgres.log.
-    #[arg(long, env = "PULSEBUS_DATA_DIR", default_value = ".pulsebus")]
+    #[arg(long, env = "PULSEBUS_DATA_DIR", default_value = defaults::DATA_DIR)]
     pub data_dir: PathBuf,
 
     /// Most connections this server opens to PostgreSQL.
-    #[arg(long, env = "PULSEBUS_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    #[arg(long, env = "PULSEBUS_DB_MAX_CONNECTIONS", default_value_t = defaults::DB_MAX_CONNECTIONS)]
     pub db_max_connections: u32,
 
     /// How long a request waits for a database connection before failing with UNAVAILABLE.
-    #[arg(long, env = "PULSEBUS_DB_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "PULSEBUS_DB_TIMEOUT", default_value = defaults::DB_TIMEOUT, value_parser = humantime::parse_duration)]
     pub db_timeout: Duration,
 }
 
@@ -64,15 +95,15 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct Limits {
     /// Largest encoded event accepted, in bytes.
-    #[arg(long, env = "PULSEBUS_MAX_EVENT_BYTES", default_value_t = 1024 * 1024)]
+    #[arg(long, env = "PULSEBUS_MAX_EVENT_BYTES", default_value_t = defaults::MAX_EVENT_BYTES)]
     pub max_event_bytes: usize,
 
     /// Largest encoded request accepted, in bytes.
-    #[arg(long, env = "PULSEBUS_MAX_REQUEST_BYTES", default_value_t = 8 * 1024 * 1024)]
+    #[arg(long, env = "PULSEBUS_MAX_REQUEST_BYTES", default_value_t = defaults::MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
 
     /// Most events in one Publish request.
-    #[arg(long, env = "PULSEBUS_MAX_BATCH_EVENTS", default_value_t = 1000)]
+    #[arg(long, env = "PULSEBUS_MAX_BATCH_EVENTS", default_value_t = defaults::MAX_BATCH_EVENTS)]
     pub max_batch_events: usize,
 }
 
@@ -96,61 +127,76 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct ConnectionConfig {
     /// Longest a unary call may take (a stream's lifetime is not limited).
-    #[arg(long, env = "PULSEBUS_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "PULSEBUS_REQUEST_TIMEOUT", default_value = defaults::REQUEST_TIMEOUT, value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
 
     /// How often idle connections are pinged (HTTP/2 keepalive), so the streams of a
     /// client that vanished end and its consumers are released.
-    #[arg(long, env = "PULSEBUS_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "PULSEBUS_KEEPALIVE_INTERVAL", default_value = defaults::KEEPALIVE_INTERVAL, value_parser = humantime::parse_duration)]
     pub keepalive_interval: Duration,
 
     /// How long a keepalive ping may go unanswered before the connection is closed.
-    #[arg(long, env = "PULSEBUS_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "PULSEBUS_KEEPALIVE_TIMEOUT", default_value = defaults::KEEPALIVE_TIMEOUT, value_parser = humantime::parse_duration)]
     pub keepalive_timeout: Duration,
 }
 
 impl Default for ConnectionConfig {
     fn default() -> Self {
         Self {
-            request_timeout: Duration::from_secs(30),
-            keepalive_interval: Duration::from_secs(30),
-            keepalive_timeout: Duration::from_secs(10),
+            request_timeout: duration(defaults::REQUEST_TIMEOUT),
+            keepalive_interval: duration(defaults::KEEPALIVE_INTERVAL),
+            keepalive_timeout: duration(defaults::KEEPALIVE_TIMEOUT),
         }
     }
 }
 
-/// How subscriptions behave.
+/// How subscriptions behave (flags, and the tunables of the subscription engine).
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct SubscriptionConfig {
     /// How often an idle Subscribe stream gets a heartbeat.
-    #[arg(long, env = "PULSEBUS_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "PULSEBUS_HEARTBEAT_INTERVAL", default_value = defaults::HEARTBEAT_INTERVAL, value_parser = humantime::parse_duration)]
     pub heartbeat_interval: Duration,
 
     /// Most open Subscribe streams on this server.
-    #[arg(long, env = "PULSEBUS_MAX_SUBSCRIPTIONS", default_value_t = 10_000)]
+    #[arg(long, env = "PULSEBUS_MAX_SUBSCRIPTIONS", default_value_t = defaults::MAX_SUBSCRIPTIONS)]
     pub max_subscriptions: usize,
 
     /// Most open Subscribe streams on one client connection.
     #[arg(
         long,
         env = "PULSEBUS_MAX_SUBSCRIPTIONS_PER_CONNECTION",
-        default_value_t = 1_000
+        default_value_t = defaults::MAX_SUBSCRIPTIONS_PER_CONNECTION
     )]
     pub max_subscriptions_per_connection: usize,
 
     /// How long a durable consumer's subscriber keeps its claim without renewing it:
     /// a standby takes over a crashed server's consumer within 1.25 times this.
-    #[arg(long, env = "PULSEBUS_CONSUMER_LEASE", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "PULSEBUS_CONSUMER_LEASE", default_value = defaults::CONSUMER_LEASE, value_parser = humantime::parse_duration)]
     pub consumer_lease: Duration,
+
+    /// Records read per catch-up page.
+    #[arg(skip = defaults::PAGE_SIZE)]
+    pub page_size: usize,
+
+    /// Bytes (about) read per catch-up page.
+    #[arg(skip = defaults::PAGE_BYTES)]
+    pub page_bytes: usize,
+
+    /// Records buffered between a subscription task and its gRPC stream.
+    #[arg(skip = defaults::CHANNEL_CAPACITY)]
+    pub channel_capacity: usize,
 }
 
 impl Default for SubscriptionConfig {
     fn default() -> Self {
         Self {
-            heartbeat_interval: Duration::from_secs(5),
-            consumer_lease: Duration::from_secs(10),
-            max_subscriptions: 10_000,
-            max_subscriptions_per_connection: 1_000,
+            heartbeat_interval: duration(defaults::HEARTBEAT_INTERVAL),
+            consumer_lease: duration(defaults::CONSUMER_LEASE),
+            max_subscriptions: defaults::MAX_SUBSCRIPTIONS,
+            max_subscriptions_per_connection: defaults::MAX_SUBSCRIPTIONS_PER_CONNECTION,
+            page_size: defaults::PAGE_SIZE,
+            page_bytes: defaults::PAGE_BYTES,
+            channel_capacity: defaults::CHANNEL_CAPACITY,
         }
     }
 }
@@ -158,9 +204,9 @@ impl Default for SubscriptionConfig {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_event_bytes: 1024 * 1024,
-            max_request_bytes: 8 * 1024 * 1024,
-            max_batch_events: 1000,
+            max_event_bytes: defaults::MAX_EVENT_BYTES,
+            max_request_bytes: defaults::MAX_REQUEST_BYTES,
+            max_batch_events: defaults::MAX_BATCH_EVENTS,
         }
     }
 }
@@ -172,16 +218,16 @@ impl ServeConfig {
             listen,
             database: DatabaseConfig {
                 database_url: Some(database_url),
-                data_dir: PathBuf::from(".pulsebus"),
-                db_max_connections: 16,
-                db_timeout: Duration::from_secs(5),
+                data_dir: PathBuf::from(defaults::DATA_DIR),
+                db_max_connections: defaults::DB_MAX_CONNECTIONS,
+                db_timeout: duration(defaults::DB_TIMEOUT),
             },
             limits: Limits::default(),
             subscriptions: SubscriptionConfig::default(),
             connections: ConnectionConfig::default(),
             tls: TlsConfig::default(),
             auth_file: None,
-            shutdown_timeout: Duration::from_secs(10),
+            shutdown_timeout: duration(defaults::SHUTDOWN_TIMEOUT),
         }
     }
 }
@@ -203,6 +249,23 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The defaults clap applies are the ones `Default` gives, because both read the
+    /// same constants.
+    #[test]
+    fn flag_defaults_and_default_impls_agree() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            subscriptions: SubscriptionConfig,
+        }
+        let parsed = Flags::try_parse_from(["pulsebus"]).unwrap().subscriptions;
+        let default = SubscriptionConfig::default();
+        assert_eq!(parsed.heartbeat_interval, default.heartbeat_interval);
+        assert_eq!(parsed.consumer_lease, default.consumer_lease);
+        assert_eq!(parsed.page_size, default.page_size);
+    }
 
     #[test]
     fn redact_url_hides_the_password_only() {

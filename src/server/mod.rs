@@ -24,8 +24,8 @@ use crate::grpc::EventBusService;
 use crate::log::EventLog;
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::pulsebus::v1::event_bus_server::EventBusServer;
+use crate::subscribe::Engine;
 use crate::subscribe::tail::Tail;
-use crate::subscribe::{Engine, SubscribeConfig};
 use crate::tasks::{Tasks, remaining};
 
 /// How often the health service checks that PostgreSQL answers.
@@ -122,7 +122,7 @@ impl Server {
         let engine = Arc::new(Engine::start(
             log.clone(),
             tail,
-            self.subscribe_config(),
+            self.config.subscriptions,
             &tasks,
         ));
         let service = EventBusService::new(log, engine, self.config.limits);
@@ -167,19 +167,6 @@ impl Server {
             .timeout(conn.request_timeout)
             .http2_keepalive_interval(Some(conn.keepalive_interval))
             .http2_keepalive_timeout(Some(conn.keepalive_timeout)))
-    }
-}
-
-impl Server {
-    fn subscribe_config(&self) -> SubscribeConfig {
-        let flags = self.config.subscriptions;
-        SubscribeConfig {
-            heartbeat_interval: flags.heartbeat_interval,
-            consumer_lease: flags.consumer_lease,
-            max_subscriptions: flags.max_subscriptions,
-            max_subscriptions_per_connection: flags.max_subscriptions_per_connection,
-            ..SubscribeConfig::default()
-        }
     }
 }
 

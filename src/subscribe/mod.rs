@@ -23,7 +23,6 @@ pub use stream::Item;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -33,42 +32,9 @@ use self::signals::Signals;
 use self::slots::Slots;
 use self::stream::{Stream, Subscription};
 use self::tail::{SharedRecord, Tail};
+use crate::config::SubscriptionConfig;
 use crate::log::{ConsumerInfo, Deleted, EventLog, LogError, Position};
 use crate::tasks::Tasks;
-
-/// Tunables of the engine (flags of `pulsebus serve`).
-#[derive(Debug, Clone, Copy)]
-pub struct SubscribeConfig {
-    /// How often an idle stream gets a heartbeat (and re-checks the head in PostgreSQL).
-    pub heartbeat_interval: Duration,
-    /// How long a durable subscriber's claim lasts without renewal: the bound on how
-    /// long a crashed server's consumer stays unavailable to a standby.
-    pub consumer_lease: Duration,
-    /// Records read per catch-up page.
-    pub page_size: usize,
-    /// Bytes (about) read per catch-up page.
-    pub page_bytes: usize,
-    /// Records buffered between a subscription task and its gRPC stream.
-    pub channel_capacity: usize,
-    /// Most open subscriptions on this server.
-    pub max_subscriptions: usize,
-    /// Most open subscriptions on one client connection.
-    pub max_subscriptions_per_connection: usize,
-}
-
-impl Default for SubscribeConfig {
-    fn default() -> Self {
-        Self {
-            heartbeat_interval: Duration::from_secs(5),
-            consumer_lease: Duration::from_secs(10),
-            page_size: 500,
-            page_bytes: 1024 * 1024,
-            channel_capacity: 16,
-            max_subscriptions: 10_000,
-            max_subscriptions_per_connection: 1_000,
-        }
-    }
-}
 
 /// What a subscription delivers: records, and what the stream is doing.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,7 +91,7 @@ pub struct SubscribeParams {
 pub struct Engine {
     log: EventLog,
     tail: Arc<Tail>,
-    config: SubscribeConfig,
+    config: SubscriptionConfig,
     signals: Arc<Signals>,
     acks: AckCoalescer,
     slots: Arc<Slots>,
@@ -135,7 +101,12 @@ pub struct Engine {
 impl Engine {
     /// Starts the engine, its notification listener and its head refresher on
     /// `tasks`. `tail` must be the sink the log announces its commits to.
-    pub fn start(log: EventLog, tail: Arc<Tail>, config: SubscribeConfig, tasks: &Tasks) -> Self {
+    pub fn start(
+        log: EventLog,
+        tail: Arc<Tail>,
+        config: SubscriptionConfig,
+        tasks: &Tasks,
+    ) -> Self {
         let signals = Arc::new(Signals::default());
         let acks = AckCoalescer::new(log.clone(), Arc::clone(&signals), tasks.tracker());
         tasks.spawn(listener::run(

@@ -20,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 use super::mode::Mode;
 use super::slots::Slot;
 use super::tail::{HeadWatch, SharedRecord, Tail};
-use super::{Delivery, SubscribeConfig, SubscribeError};
+use super::{Delivery, SubscribeError};
+use crate::config::SubscriptionConfig;
 use crate::log::{EventLog, PageRequest, Position};
 
 /// How long a subscription ending with an error waits to queue its final status.
@@ -33,7 +34,7 @@ pub type Item = Result<Delivery, SubscribeError>;
 pub(super) struct Stream {
     pub log: EventLog,
     pub tail: Arc<Tail>,
-    pub config: SubscribeConfig,
+    pub config: SubscriptionConfig,
     pub topic: String,
     /// Only these types are delivered; empty means all.
     pub types: Vec<String>,

@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use super::Mode;
+use crate::config::SubscriptionConfig;
 use crate::log::Position;
+use crate::subscribe::SubscribeError;
 use crate::subscribe::stream::Stream;
-use crate::subscribe::{SubscribeConfig, SubscribeError};
 
 /// Reads from a fixed start; nothing to acknowledge.
 pub struct Ephemeral {
@@ -39,7 +40,7 @@ impl Mode for Ephemeral {
         std::future::pending::<()>().await
     }
 
-    fn keep_alive_every(&self, _config: &SubscribeConfig) -> Option<Duration> {
+    fn keep_alive_every(&self, _config: &SubscriptionConfig) -> Option<Duration> {
         None
     }
 

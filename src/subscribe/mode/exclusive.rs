@@ -14,10 +14,11 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::Mode;
+use crate::config::SubscriptionConfig;
 use crate::log::Position;
 use crate::subscribe::signals::{ConsumerSignal, Signals};
 use crate::subscribe::stream::{Stream, ticker};
-use crate::subscribe::{Delivery, SubscribeConfig, SubscribeError};
+use crate::subscribe::{Delivery, SubscribeError};
 
 /// The consumer, its lease, and what is in flight.
 pub struct Exclusive {
@@ -169,7 +170,7 @@ impl Mode for Exclusive {
         }
     }
 
-    fn keep_alive_every(&self, config: &SubscribeConfig) -> Option<Duration> {
+    fn keep_alive_every(&self, config: &SubscriptionConfig) -> Option<Duration> {
         Some(config.consumer_lease / 3)
     }
 

@@ -16,8 +16,9 @@ pub use exclusive::Exclusive;
 use std::future::Future;
 use std::time::Duration;
 
+use super::SubscribeError;
 use super::stream::Stream;
-use super::{SubscribeConfig, SubscribeError};
+use crate::config::SubscriptionConfig;
 use crate::log::Position;
 
 /// The rules of one subscription mode.
@@ -46,7 +47,7 @@ pub(super) trait Mode: Send + 'static {
     fn changed(&mut self) -> impl Future<Output = ()> + Send;
 
     /// How often [`Mode::keep_alive`] must run; `None` for never.
-    fn keep_alive_every(&self, config: &SubscribeConfig) -> Option<Duration>;
+    fn keep_alive_every(&self, config: &SubscriptionConfig) -> Option<Duration>;
 
     /// Keeps the mode's claim alive (a durable consumer renews its lease).
     fn keep_alive(
