@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{Event, LogError, Payload};
 
-/// The columns an append writes, in the order of [`row_values!`].
+/// The columns an append writes, in the order of `row_values!`.
 macro_rules! columns {
     () => {
         r#"topic, "offset", id, type, source, subject, time, correlation_id, causation_id,
@@ -18,7 +18,7 @@ macro_rules! columns {
     };
 }
 
-/// One row's values for [`columns!`], from the batch row `u` of [`batch!`]: offset
+/// One row's values for `columns!`, from the batch row `u` of `batch!`: offset
 /// `$head + u.ord`, and `$now` as the append time (and the event time when unset).
 macro_rules! row_values {
     ($head:literal, $now:literal) => {
@@ -29,13 +29,13 @@ macro_rules! row_values {
             $now,
             r#"),
            u.correlation_id, u.causation_id, u.schema_version, u.attributes,
-           u.content_type, u.data_json::jsonb, u.data_text, u.data_bytes, u.data_type, "#,
+           u.content_type, u.data_json::json, u.data_text, u.data_bytes, u.data_type, "#,
             $now
         )
     };
 }
 
-/// The batch as rows `u`: the column arrays `$2` to `$15` (see [`Columns::bind`]) side
+/// The batch as rows `u`: the column arrays `$2` to `$15` (see `Columns::bind`) side
 /// by side, numbered from 1 by `ord`.
 macro_rules! batch {
     () => {
