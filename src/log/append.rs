@@ -202,10 +202,7 @@ impl Writer {
             topic: topic.to_owned(),
             offset,
             appended_at: now,
-            event: Event {
-                time: Some(e.time.unwrap_or(now)),
-                ..Event::clone(e)
-            },
+            event: e.stored(now),
         });
         self.window.push(topic, records.collect());
         self.heads.advance(topic, head + fresh.len() as i64);

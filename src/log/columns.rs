@@ -115,9 +115,16 @@ impl Columns {
             Payload::Binary(b) => (None, None, Some(b.clone()), None),
             Payload::Text(t) => (None, Some(t.clone()), None, None),
             Payload::Json(j) => (Some(j.clone()), None, None, None),
-            Payload::Proto { type_url, value } => {
-                (None, None, Some(value.clone()), Some(type_url.clone()))
-            }
+            Payload::Proto {
+                type_url,
+                value,
+                json,
+            } => (
+                json.clone(),
+                None,
+                Some(value.clone()),
+                Some(type_url.clone()),
+            ),
         };
         self.data_json.push(json);
         self.data_text.push(text);
