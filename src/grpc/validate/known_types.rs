@@ -4,7 +4,7 @@
 
 use std::io;
 
-use prost_reflect::{DynamicMessage, MessageDescriptor, SerializeOptions};
+use prost_reflect::{DynamicMessage, MessageDescriptor, ReflectMessage, SerializeOptions, Value};
 
 use crate::error::ApiError;
 use crate::proto::descriptor_pool;
@@ -18,6 +18,11 @@ const RENDERING: SerializeOptions = SerializeOptions::new()
     .use_proto_field_name(true)
     .stringify_64_bit_integers(false)
     .skip_default_fields(false);
+
+/// Deepest nesting of messages a payload may have, counting into the `Any`s it holds:
+/// rendering recurses once per level, and the decoder's own limit (100) sees only one
+/// `Any`'s bytes at a time.
+const MAX_DEPTH: usize = 100;
 
 /// The message type a type URL names, when the server knows it: the name is the part
 /// after the last `/`.
@@ -42,6 +47,10 @@ pub(super) fn rendering(
     let name = message_type.full_name().to_owned();
     let message = DynamicMessage::decode(message_type, any.value.as_slice())
         .map_err(|e| ApiError::invalid(field, format!("bytes are not a valid {name} ({e})")))?;
+    if too_deep(&message, 1) {
+        let rule = format!("is a {name} nesting messages more than {MAX_DEPTH} levels deep");
+        return Err(ApiError::invalid(field, rule));
+    }
     let mut out = Capped::new(max_bytes);
     match message.serialize_with_options(&mut serde_json::Serializer::new(&mut out), &RENDERING) {
         Ok(()) => {}
@@ -55,6 +64,39 @@ pub(super) fn rendering(
     }
     let json = String::from_utf8(out.buf).expect("serde_json writes UTF-8");
     Ok((!has_nul_escape(&json)).then_some(json))
+}
+
+/// Whether `message`, at nesting level `depth`, holds messages deeper than
+/// [`MAX_DEPTH`], counting into the `Any`s of known types it holds.
+fn too_deep(message: &DynamicMessage, depth: usize) -> bool {
+    if depth > MAX_DEPTH {
+        return true;
+    }
+    if message.descriptor().full_name() == "google.protobuf.Any" {
+        // An unknown or undecodable one fails the rendering instead.
+        return any_contents(message).is_some_and(|inner| too_deep(&inner, depth + 1));
+    }
+    message
+        .fields()
+        .any(|(_, value)| value_too_deep(value, depth + 1))
+}
+
+/// The message a `google.protobuf.Any` holds, when its type is known and its bytes
+/// decode. Its bytes fields share the Any's buffer: a chain of Anys is not copied.
+fn any_contents(any: &DynamicMessage) -> Option<DynamicMessage> {
+    let type_url = any.get_field_by_name("type_url")?;
+    let value = any.get_field_by_name("value")?;
+    let message_type = known_type(type_url.as_str()?)?;
+    DynamicMessage::decode(message_type, value.as_bytes()?.clone()).ok()
+}
+
+fn value_too_deep(value: &Value, depth: usize) -> bool {
+    match value {
+        Value::Message(message) => too_deep(message, depth),
+        Value::List(items) => items.iter().any(|v| value_too_deep(v, depth)),
+        Value::Map(entries) => entries.values().any(|v| value_too_deep(v, depth)),
+        _ => false,
+    }
 }
 
 /// Whether JSON text holds an escaped NUL character, `\u0000` (and not an escaped
@@ -176,6 +218,47 @@ mod tests {
             ..Default::default()
         };
         let err = render(&any(QUIZ, quiz.encode_to_vec())).unwrap_err();
+        assert!(err.to_string().contains("has no JSON form"), "{err}");
+    }
+
+    /// `depth` nested `Any`s around a QuizSubmitted.
+    fn nested_anys(depth: usize) -> prost_types::Any {
+        let mut any = any(QUIZ, Vec::new());
+        for _ in 0..depth {
+            any = any_of_any(any);
+        }
+        any
+    }
+
+    fn any_of_any(inner: prost_types::Any) -> prost_types::Any {
+        any(
+            "type.googleapis.com/google.protobuf.Any",
+            inner.encode_to_vec(),
+        )
+    }
+
+    #[test]
+    fn nesting_through_anys_is_bounded_and_renders_within_a_worker_stack() {
+        // The outermost Any is level 1 and the QuizSubmitted level 100: the deepest
+        // accepted, rendered on a thread with a tokio worker's default stack (2 MiB).
+        let deepest = nested_anys(MAX_DEPTH - 1);
+        let rendered = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || render(&deepest).map(|json| json.is_some()))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(rendered.unwrap());
+        let err = render(&nested_anys(MAX_DEPTH)).unwrap_err();
+        assert!(err.to_string().contains("100 levels deep"), "{err}");
+        let err = render(&nested_anys(2000)).unwrap_err();
+        assert!(err.to_string().contains("100 levels deep"), "{err}");
+    }
+
+    #[test]
+    fn a_nested_any_of_an_unknown_type_has_no_json_form() {
+        let unknown = any_of_any(any("type.example.com/acme.Unknown", vec![1, 2]));
+        let err = render(&unknown).unwrap_err();
         assert!(err.to_string().contains("has no JSON form"), "{err}");
     }
 
