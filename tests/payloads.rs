@@ -314,3 +314,32 @@ async fn rows_stored_before_migration_0003_keep_their_normalised_text() {
         r#"{"score":6,  "a":1}"#
     );
 }
+
+/// A payload of a known type nesting `Any`s deeper than 100 levels (rendering it as JSON
+/// would recurse that deep: thousands of levels fit in one event and overflowed the
+/// stack) is INVALID_ARGUMENT, and the server keeps serving.
+#[tokio::test]
+async fn anys_nested_beyond_100_levels_are_refused_and_the_server_keeps_serving() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut chain = prost_types::Any {
+        type_url: QUIZ_URL.into(),
+        value: Vec::new(),
+    };
+    for _ in 0..5000 {
+        chain = prost_types::Any {
+            type_url: "type.googleapis.com/google.protobuf.Any".into(),
+            value: chain.encode_to_vec(),
+        };
+    }
+
+    let err = refused(&mut client, vec![proto_event(&chain.type_url, chain.value)]).await;
+
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message().starts_with("events[0].proto_data: ") && err.message().contains("100 levels"),
+        "{}",
+        err.message()
+    );
+    publish(&mut client, "quizzes", vec![event("quiz.submitted", "{}")]).await;
+}
