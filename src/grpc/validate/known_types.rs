@@ -51,16 +51,21 @@ pub(super) fn rendering(
         let rule = format!("is a {name} nesting messages more than {MAX_DEPTH} levels deep");
         return Err(ApiError::invalid(field, rule));
     }
+    json(&message, max_bytes).map_err(|e| {
+        ApiError::invalid(
+            field,
+            format!("is a valid {name} but has no JSON form ({e})"),
+        )
+    })
+}
+
+/// The message as JSON text; `None` when that would be longer than `max_bytes` or hold
+/// a NUL character.
+fn json(message: &DynamicMessage, max_bytes: usize) -> Result<Option<String>, serde_json::Error> {
     let mut out = Capped::new(max_bytes);
     match message.serialize_with_options(&mut serde_json::Serializer::new(&mut out), &RENDERING) {
-        Ok(()) => {}
         Err(_) if out.overflowed => return Ok(None),
-        Err(e) => {
-            return Err(ApiError::invalid(
-                field,
-                format!("is a valid {name} but has no JSON form ({e})"),
-            ));
-        }
+        result => result?,
     }
     let json = String::from_utf8(out.buf).expect("serde_json writes UTF-8");
     Ok((!has_nul_escape(&json)).then_some(json))
