@@ -2,6 +2,8 @@
 //! reflection serves so grpcurl can encode and decode every message, EduPulse payloads
 //! included.
 
+use std::sync::LazyLock;
+
 /// The pulsebus API: the event envelope and the `EventBus` service.
 pub mod pulsebus {
     /// Version 1 of the API; names are fixed, clients in other languages use them.
@@ -27,3 +29,13 @@ pub mod edupulse {
 /// Every file under `proto/` (and its well-known imports) as an encoded
 /// `FileDescriptorSet`, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
+
+/// The messages of [`FILE_DESCRIPTOR_SET`], decoded once: the types whose payloads the
+/// server validates and renders as JSON.
+pub fn descriptor_pool() -> &'static prost_reflect::DescriptorPool {
+    static POOL: LazyLock<prost_reflect::DescriptorPool> = LazyLock::new(|| {
+        prost_reflect::DescriptorPool::decode(FILE_DESCRIPTOR_SET)
+            .expect("build.rs writes a complete descriptor set")
+    });
+    &POOL
+}

@@ -119,7 +119,7 @@ async fn every_field_and_payload_kind_round_trips() {
     }
 }
 
-/// JSON payloads are stored as JSONB: an auditor can query into them with SQL.
+/// JSON payloads are stored as PostgreSQL json: an auditor can query into them with SQL.
 #[tokio::test]
 async fn json_payloads_are_queryable_in_sql() {
     let server = TestServer::start().await;

@@ -68,9 +68,9 @@ fn data(payload: Payload) -> Option<pb::event::Data> {
         Payload::None => None,
         Payload::Binary(b) => Some(Data::BinaryData(b)),
         Payload::Text(t) | Payload::Json(t) => Some(Data::TextData(t)),
-        Payload::Proto { type_url, value } => {
-            Some(Data::ProtoData(prost_types::Any { type_url, value }))
-        }
+        Payload::Proto {
+            type_url, value, ..
+        } => Some(Data::ProtoData(prost_types::Any { type_url, value })),
     }
 }
 

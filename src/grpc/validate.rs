@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::log::{Event, Payload};
+use crate::log::Event;
 use crate::proto::pulsebus::v1 as pb;
 
 /// Longest `type`, `source`, `subject`, id-like and attribute strings, in bytes.
@@ -151,7 +151,7 @@ fn event(i: usize, e: pb::Event, limits: &Limits) -> Result<Event, ApiError> {
         id: event_id(&field("id"), &e.id)?,
         time: e.time.map(|t| timestamp(&field("time"), &t)).transpose()?,
         attributes: attributes(&field("attributes"), e.attributes)?,
-        payload: payload(&field, &e.content_type, e.data)?,
+        payload: payload::payload(&field, &e.content_type, e.data, limits)?,
         event_type: e.r#type,
         source: e.source,
         subject: e.subject,
@@ -222,81 +222,6 @@ fn attributes(
     Ok(map)
 }
 
-fn payload(
-    field: &dyn Fn(&str) -> String,
-    content_type: &str,
-    data: Option<pb::event::Data>,
-) -> Result<Payload, ApiError> {
-    use pb::event::Data;
-    Ok(match data {
-        None => Payload::None,
-        Some(Data::BinaryData(bytes)) => Payload::Binary(bytes),
-        Some(Data::TextData(text)) if is_json(content_type) => {
-            json_text(&field("text_data"), &text)?;
-            Payload::Json(text)
-        }
-        Some(Data::TextData(text)) => {
-            if text.contains('\0') {
-                return Err(ApiError::invalid(
-                    field("text_data"),
-                    "must not contain NUL characters (send binary_data instead)",
-                ));
-            }
-            Payload::Text(text)
-        }
-        Some(Data::ProtoData(any)) => {
-            if any.type_url.is_empty() {
-                return Err(ApiError::invalid(
-                    field("proto_data.type_url"),
-                    "is required (e.g. \"type.googleapis.com/edupulse.events.v1.LessonPublished\")",
-                ));
-            }
-            short(&field("proto_data.type_url"), &any.type_url)?;
-            Payload::Proto {
-                type_url: any.type_url,
-                value: any.value,
-            }
-        }
-    })
-}
-
-/// `application/json`, or any `+json` media type, parameters ignored.
-fn is_json(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json" || essence.ends_with("+json")
-}
-
-/// JSON text must parse, and (a JSONB rule) hold no NUL character in any string.
-fn json_text(field: &str, text: &str) -> Result<(), ApiError> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        ApiError::invalid(
-            field,
-            format!("content_type is JSON but the text is not valid JSON: {e}"),
-        )
-    })?;
-    if has_nul(&value) {
-        return Err(ApiError::invalid(
-            field,
-            "JSON strings must not contain \\u0000",
-        ));
-    }
-    Ok(())
-}
-
-fn has_nul(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::String(s) => s.contains('\0'),
-        serde_json::Value::Array(items) => items.iter().any(has_nul),
-        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        _ => false,
-    }
-}
-
 /// A validated Read request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadParams {
@@ -351,5 +276,7 @@ pub fn types(field: &str, types: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
+mod known_types;
+mod payload;
 #[cfg(test)]
 mod tests;

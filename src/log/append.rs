@@ -199,10 +199,7 @@ impl Writer {
             topic: topic.to_owned(),
             offset,
             appended_at: now,
-            event: Event {
-                time: Some(e.time.unwrap_or(now)),
-                ..Event::clone(e)
-            },
+            event: e.stored(now),
         });
         self.sink.committed(topic, records.collect());
     }

@@ -9,29 +9,67 @@ use uuid::Uuid;
 
 use super::{Event, LogError, Payload};
 
-/// Inserts the new rows, moves the head and notifies, in one round trip: the
-/// data-modifying CTEs run whether or not the final SELECT reads them.
-const INSERT_EVENTS: &str = r#"
-WITH inserted AS (
-    INSERT INTO events (topic, "offset", id, type, source, subject, time, correlation_id,
-                        causation_id, schema_version, attributes, content_type,
-                        data_json, data_text, data_bytes, data_type, appended_at)
-    SELECT $1, $16 + u.ord, u.id, u.type, u.source, u.subject, COALESCE(u.time, $17),
+/// The columns an append writes, in the order of `row_values!`.
+macro_rules! columns {
+    () => {
+        r#"topic, "offset", id, type, source, subject, time, correlation_id, causation_id,
+           schema_version, attributes, content_type, data_json, data_text, data_bytes,
+           data_type, appended_at"#
+    };
+}
+
+/// One row's values for `columns!`, from the batch row `u` of `batch!`: offset
+/// `$head + u.ord`, and `$now` as the append time (and the event time when unset).
+macro_rules! row_values {
+    ($head:literal, $now:literal) => {
+        concat!(
+            "$1, ",
+            $head,
+            " + u.ord, u.id, u.type, u.source, u.subject, COALESCE(u.time, ",
+            $now,
+            r#"),
            u.correlation_id, u.causation_id, u.schema_version, u.attributes,
-           u.content_type, u.data_json::jsonb, u.data_text, u.data_bytes, u.data_type, $17
-    FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+           u.content_type, u.data_json::json, u.data_text, u.data_bytes, u.data_type, "#,
+            $now
+        )
+    };
+}
+
+/// The batch as rows `u`: the column arrays `$2` to `$15` (see `Columns::bind`) side
+/// by side, numbered from 1 by `ord`.
+macro_rules! batch {
+    () => {
+        r#"UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
                 $7::text[], $8::text[], $9::int4[], $10::jsonb[], $11::text[],
                 $12::text[], $13::text[], $14::bytea[], $15::text[])
          WITH ORDINALITY AS u(id, type, source, subject, time, correlation_id, causation_id,
                               schema_version, attributes, content_type, data_json,
-                              data_text, data_bytes, data_type, ord)
+                              data_text, data_bytes, data_type, ord)"#
+    };
+}
+
+/// Inserts the new rows, moves the head and notifies, in one round trip: the
+/// data-modifying CTEs run whether or not the final SELECT reads them.
+const INSERT_EVENTS: &str = concat!(
+    r#"
+WITH inserted AS (
+    INSERT INTO events ("#,
+    columns!(),
+    r#")
+    SELECT "#,
+    row_values!("$16", "$17"),
+    r#"
+    FROM "#,
+    batch!(),
+    r#"
     RETURNING 1
 ), moved AS (
     UPDATE topics SET head = $16 + $18 WHERE name = $1
 )
 SELECT (SELECT count(*) FROM inserted) AS inserted,
        pg_notify('pulsebus_head', $1 || ':' || ($16 + $18)::text) IS NULL AS notify
-"#;
+"#
+);
 
 /// The batch as one array per column, for `UNNEST`.
 #[derive(Default)]
@@ -77,9 +115,16 @@ impl Columns {
             Payload::Binary(b) => (None, None, Some(b.clone()), None),
             Payload::Text(t) => (None, Some(t.clone()), None, None),
             Payload::Json(j) => (Some(j.clone()), None, None, None),
-            Payload::Proto { type_url, value } => {
-                (None, None, Some(value.clone()), Some(type_url.clone()))
-            }
+            Payload::Proto {
+                type_url,
+                value,
+                json,
+            } => (
+                json.clone(),
+                None,
+                Some(value.clone()),
+                Some(type_url.clone()),
+            ),
         };
         self.data_json.push(json);
         self.data_text.push(text);
@@ -142,29 +187,28 @@ impl Columns {
 /// step-by-step transaction that reports duplicates. (A lookup here also ran as a
 /// sequential scan for the first minute of a fresh database: the cached generic plan
 /// was made while `events` was empty.)
-const APPEND_IN_ONE_STATEMENT: &str = r#"
+const APPEND_IN_ONE_STATEMENT: &str = concat!(
+    r#"
 WITH moved AS (
     UPDATE topics SET head = head + $16 WHERE name = $1
     RETURNING head - $16 AS head, clock_timestamp() AS now
 ), inserted AS (
-    INSERT INTO events (topic, "offset", id, type, source, subject, time, correlation_id,
-                        causation_id, schema_version, attributes, content_type,
-                        data_json, data_text, data_bytes, data_type, appended_at)
-    SELECT $1, m.head + u.ord, u.id, u.type, u.source, u.subject, COALESCE(u.time, m.now),
-           u.correlation_id, u.causation_id, u.schema_version, u.attributes,
-           u.content_type, u.data_json::jsonb, u.data_text, u.data_bytes, u.data_type, m.now
+    INSERT INTO events ("#,
+    columns!(),
+    r#")
+    SELECT "#,
+    row_values!("m.head", "m.now"),
+    r#"
     FROM moved m,
-         UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-                $7::text[], $8::text[], $9::int4[], $10::jsonb[], $11::text[],
-                $12::text[], $13::text[], $14::bytea[], $15::text[])
-         WITH ORDINALITY AS u(id, type, source, subject, time, correlation_id, causation_id,
-                              schema_version, attributes, content_type, data_json,
-                              data_text, data_bytes, data_type, ord)
+         "#,
+    batch!(),
+    r#"
 )
 SELECT m.head, m.now,
        pg_notify('pulsebus_head', $1 || ':' || (m.head + $16)::text) IS NULL AS notify
 FROM moved m
-"#;
+"#
+);
 
 impl Columns {
     /// Appends these events (ids unique among them, none stored yet) in one autocommit

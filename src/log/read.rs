@@ -19,7 +19,8 @@ const LIST_TOPICS: &str = "SELECT name, head, created_at FROM topics \
 /// Offsets from `$2` through `$3` (a head read before), optionally filtered by type.
 const PAGE: &str = r#"
 SELECT topic, "offset", appended_at, id, type, source, subject, time, correlation_id,
-       causation_id, schema_version, attributes, content_type, data_json::text AS data_json,
+       causation_id, schema_version, attributes, content_type,
+       CASE WHEN data_type IS NULL THEN data_json::text END AS data_json,
        data_text, data_bytes, data_type
 FROM events
 WHERE topic = $1 AND "offset" >= $2 AND "offset" <= $3
@@ -185,10 +186,15 @@ struct RecordRow {
 
 impl From<RecordRow> for Record {
     fn from(r: RecordRow) -> Self {
+        // A protobuf payload's data_json is only its rendering for SQL (not selected).
         let payload = match (r.data_json, r.data_text, r.data_bytes, r.data_type) {
+            (_, _, Some(value), Some(type_url)) => Payload::Proto {
+                type_url,
+                value,
+                json: None,
+            },
             (Some(json), _, _, _) => Payload::Json(json),
             (_, Some(text), _, _) => Payload::Text(text),
-            (_, _, Some(value), Some(type_url)) => Payload::Proto { type_url, value },
             (_, _, Some(bytes), None) => Payload::Binary(bytes),
             (None, None, None, _) => Payload::None,
         };

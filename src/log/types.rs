@@ -37,16 +37,56 @@ pub enum Payload {
     Binary(Vec<u8>),
     /// Text that is not JSON.
     Text(String),
-    /// JSON text, stored as JSONB so auditors can query into it with SQL (PostgreSQL
-    /// normalises it: the same value, possibly with other whitespace and key order).
+    /// JSON text, stored verbatim as PostgreSQL `json` (byte for byte what was sent) so
+    /// auditors can query into it with SQL.
     Json(String),
     /// An encoded protobuf message and its type URL (a `google.protobuf.Any`).
     Proto {
         /// e.g. `type.googleapis.com/edupulse.events.v1.LessonPublished`.
         type_url: String,
-        /// The encoded message.
+        /// The encoded message: the payload.
         value: Vec<u8>,
+        /// A JSON rendering of the decoded message, stored next to the bytes for SQL
+        /// only (`data_json`), when the server knows the type. Set on append; records
+        /// never carry it (Read and Subscribe return the bytes).
+        json: Option<String>,
     },
+}
+
+impl Payload {
+    /// The payload as records carry it: without a protobuf message's JSON rendering.
+    pub fn without_rendering(&self) -> Self {
+        match self {
+            Self::Proto {
+                type_url, value, ..
+            } => Self::Proto {
+                type_url: type_url.clone(),
+                value: value.clone(),
+                json: None,
+            },
+            other => other.clone(),
+        }
+    }
+}
+
+impl Event {
+    /// The event as its record keeps it: `time` set (to `now` when it was unset) and
+    /// the payload without its JSON rendering.
+    pub fn stored(&self, now: DateTime<Utc>) -> Self {
+        Self {
+            id: self.id,
+            event_type: self.event_type.clone(),
+            source: self.source.clone(),
+            subject: self.subject.clone(),
+            time: Some(self.time.unwrap_or(now)),
+            correlation_id: self.correlation_id.clone(),
+            causation_id: self.causation_id.clone(),
+            schema_version: self.schema_version,
+            attributes: self.attributes.clone(),
+            content_type: self.content_type.clone(),
+            payload: self.payload.without_rendering(),
+        }
+    }
 }
 
 /// The outcome of appending one event.
@@ -105,7 +145,11 @@ impl Record {
             Payload::None => 0,
             Payload::Binary(b) => b.len(),
             Payload::Text(t) | Payload::Json(t) => t.len(),
-            Payload::Proto { type_url, value } => type_url.len() + value.len(),
+            Payload::Proto {
+                type_url,
+                value,
+                json,
+            } => type_url.len() + value.len() + json.as_ref().map_or(0, String::len),
         };
         let attributes: usize = e
             .attributes

@@ -147,9 +147,22 @@ fn check_converted(
             (Payload::Text(a), Some(Data::TextData(b))) if !json_type(&sent.content_type) => {
                 prop_assert_eq!(a, b)
             }
-            (Payload::Proto { type_url, value }, Some(Data::ProtoData(any))) => {
+            (
+                Payload::Proto {
+                    type_url,
+                    value,
+                    json,
+                },
+                Some(Data::ProtoData(any)),
+            ) => {
                 prop_assert_eq!(type_url, &any.type_url);
                 prop_assert_eq!(value, &any.value);
+                // Only a known type (here LessonPublished) gets a JSON rendering.
+                let known = type_url.ends_with("/edupulse.events.v1.LessonPublished");
+                prop_assert!(known || json.is_none(), "{json:?}");
+                if let Some(json) = json {
+                    prop_assert!(serde_json::from_str::<serde_json::Value>(json).is_ok());
+                }
             }
             (got, sent) => {
                 return Err(TestCaseError::fail(format!(

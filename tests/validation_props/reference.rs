@@ -4,6 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use prost::Message;
 use pulsebus::config::Limits;
+use pulsebus::proto::edupulse::events::v1::LessonPublished;
 use pulsebus::proto::pulsebus::v1 as pb;
 use pulsebus::subscribe::Start;
 use std::collections::HashMap;
@@ -367,6 +368,13 @@ pub fn publish_faults(req: &pb::PublishRequest, limits: &Limits) -> Faults {
             Some(Data::ProtoData(any)) => {
                 if any.type_url.is_empty() || !text_ok(&any.type_url) {
                     f.invalid(at("proto_data.type_url"));
+                } else if any
+                    .type_url
+                    .ends_with("/edupulse.events.v1.LessonPublished")
+                    && LessonPublished::decode(any.value.as_slice()).is_err()
+                {
+                    // A type the server knows must decode as that type.
+                    f.invalid(at("proto_data"));
                 }
             }
             Some(Data::BinaryData(_)) | None => {}

@@ -205,10 +205,11 @@ pub fn data(nul: bool) -> BoxedStrategy<Option<pb::event::Data>> {
         4 => json_value().prop_map(|t| Some(Data::TextData(t))),
         1 => json_text().prop_map(|t| Some(Data::TextData(t))),
         1 => "[ -~]{0,20}|[a-z]{0,3}\\x00".prop_map(|t| Some(Data::TextData(t))),
-        1 => (type_url, 0usize..64).prop_map(|(type_url, n)| {
+        // Bytes of 1s are a valid message only when empty; "lesson" is a valid one.
+        1 => (type_url, 0usize..64, any::<bool>()).prop_map(|(type_url, n, valid)| {
             Some(Data::ProtoData(prost_types::Any {
                 type_url,
-                value: vec![1; n],
+                value: if valid { b"\x0a\x06lesson".to_vec() } else { vec![1; n] },
             }))
         }),
     ]

@@ -64,11 +64,11 @@ fn json_content_must_be_valid_json_without_nul() {
 
 #[test]
 fn json_media_types_are_recognised() {
-    assert!(is_json("application/json"));
-    assert!(is_json("Application/JSON; charset=utf-8"));
-    assert!(is_json("application/cloudevents+json"));
-    assert!(!is_json("text/plain"));
-    assert!(!is_json(""));
+    assert!(payload::is_json("application/json"));
+    assert!(payload::is_json("Application/JSON; charset=utf-8"));
+    assert!(payload::is_json("application/cloudevents+json"));
+    assert!(!payload::is_json("text/plain"));
+    assert!(!payload::is_json(""));
 }
 
 #[test]
