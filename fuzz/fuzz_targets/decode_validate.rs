@@ -14,7 +14,7 @@ use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use pulsebus::config::Limits;
 use pulsebus::error::ApiError;
-use pulsebus::grpc::{validate, validate_subscribe};
+use pulsebus::grpc::validate;
 use pulsebus::proto::pulsebus::v1 as pb;
 use tonic::{Code, Status};
 
@@ -27,16 +27,16 @@ fuzz_target!(|data: &[u8]| {
         let _ = outcome(validate::read(req));
     }
     if let Ok(req) = pb::SubscribeRequest::decode(data) {
-        let _ = outcome(validate_subscribe::subscribe(req));
+        let _ = outcome(validate::subscribe(req));
     }
     if let Ok(req) = pb::AckRequest::decode(data) {
-        let _ = outcome(validate_subscribe::ack(&req));
+        let _ = outcome(validate::ack(&req));
     }
     if let Ok(req) = pb::SeekRequest::decode(data) {
-        let _ = outcome(validate_subscribe::seek(req));
+        let _ = outcome(validate::seek(req));
     }
     if let Ok(req) = pb::DeleteConsumerRequest::decode(data) {
-        let _ = outcome(validate_subscribe::delete_consumer(req));
+        let _ = outcome(validate::delete_consumer(req));
     }
 });
 

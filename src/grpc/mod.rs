@@ -5,7 +5,6 @@
 mod convert;
 pub mod paging;
 pub mod validate;
-pub mod validate_subscribe;
 pub mod wire;
 
 pub use convert::timestamp;
@@ -68,7 +67,7 @@ impl EventBusService {
         peer: Option<SocketAddr>,
     ) -> Result<SubscribeStream, ApiError> {
         validate::request_size(&req, &self.limits)?;
-        let params = validate_subscribe::subscribe(req)?;
+        let params = validate::subscribe(req)?;
         who.check(Action::Subscribe, &params.topic)?;
         let items = ReceiverStream::new(self.engine.subscribe(params, peer).await?);
         let stream = items.map(|item| {
@@ -79,7 +78,7 @@ impl EventBusService {
     }
 
     async fn ack(&self, who: Who, req: pb::AckRequest) -> Result<pb::AckResponse, ApiError> {
-        let consumer = validate_subscribe::ack(&req)?;
+        let consumer = validate::ack(&req)?;
         who.check(Action::Subscribe, &req.topic)?;
         let position = self
             .engine
@@ -92,7 +91,7 @@ impl EventBusService {
     }
 
     async fn seek(&self, who: Who, req: pb::SeekRequest) -> Result<pb::SeekResponse, ApiError> {
-        let (topic, consumer, start) = validate_subscribe::seek(req)?;
+        let (topic, consumer, start) = validate::seek(req)?;
         who.check(Action::Subscribe, &topic)?;
         let position = self.engine.seek(&topic, &consumer, start).await?;
         Ok(pb::SeekResponse {
@@ -165,7 +164,7 @@ impl EventBusService {
         who: Who,
         req: pb::DeleteConsumerRequest,
     ) -> Result<pb::DeleteConsumerResponse, ApiError> {
-        let (topic, consumer) = validate_subscribe::delete_consumer(req)?;
+        let (topic, consumer) = validate::delete_consumer(req)?;
         who.check(Action::Admin, &topic)?;
         self.engine.delete(&topic, &consumer).await?;
         Ok(pb::DeleteConsumerResponse {})

@@ -67,7 +67,9 @@ WITH inserted AS (
     UPDATE topics SET head = $16 + $18 WHERE name = $1
 )
 SELECT (SELECT count(*) FROM inserted) AS inserted,
-       pg_notify('pulsebus_head', $1 || ':' || ($16 + $18)::text) IS NULL AS notify
+       "#,
+    notify_head!("$1", "$16 + $18"),
+    r#" IS NULL AS notify
 "#
 );
 
@@ -205,7 +207,9 @@ WITH moved AS (
     r#"
 )
 SELECT m.head, m.now,
-       pg_notify('pulsebus_head', $1 || ':' || (m.head + $16)::text) IS NULL AS notify
+       "#,
+    notify_head!("$1", "m.head + $16"),
+    r#" IS NULL AS notify
 FROM moved m
 "#
 );

@@ -61,17 +61,22 @@ WHERE topic = $1 AND name = $2
 RETURNING committed, seek_epoch"#;
 
 /// Frees the lease and rings the release doorbell so a standby takes over at once.
-const RELEASE: &str = r#"
+const RELEASE: &str = concat!(
+    r#"
 WITH released AS (
     UPDATE consumers SET owner = NULL, lease_expires_at = NULL
     WHERE topic = $1 AND name = $2 AND owner = $3
     RETURNING 1
 )
-SELECT pg_notify('pulsebus_release', $1 || ':' || $2) FROM released"#;
+SELECT "#,
+    notify_release!("$1", "$2"),
+    " FROM released"
+);
 
 /// Cumulative ack: never moves backwards, and an ack from an older seek epoch ($4,
 /// when given) moves nothing; announces the position.
-const ACK: &str = r#"
+const ACK: &str = concat!(
+    r#"
 WITH acked AS (
     UPDATE consumers
     SET committed = CASE WHEN $4::int8 IS NULL OR $4 >= seek_epoch
@@ -81,21 +86,24 @@ WITH acked AS (
     WHERE topic = $1 AND name = $2
     RETURNING committed, seek_epoch
 )
-SELECT committed, seek_epoch,
-       pg_notify('pulsebus_consumer', $1 || ':' || $2 || ':' || committed || ':' || seek_epoch)
-FROM acked"#;
+SELECT committed, seek_epoch, "#,
+    notify_consumer!("$1", "$2", "committed", "seek_epoch"),
+    " FROM acked"
+);
 
 /// Moves (or creates) a consumer anywhere and bumps its seek epoch.
-const SEEK: &str = r#"
+const SEEK: &str = concat!(
+    r#"
 WITH moved AS (
     INSERT INTO consumers AS c (topic, name, committed) VALUES ($1, $2, $3)
     ON CONFLICT (topic, name) DO UPDATE
     SET committed = EXCLUDED.committed, seek_epoch = c.seek_epoch + 1, updated_at = clock_timestamp()
     RETURNING committed, seek_epoch
 )
-SELECT committed, seek_epoch,
-       pg_notify('pulsebus_consumer', $1 || ':' || $2 || ':' || committed || ':' || seek_epoch)
-FROM moved"#;
+SELECT committed, seek_epoch, "#,
+    notify_consumer!("$1", "$2", "committed", "seek_epoch"),
+    " FROM moved"
+);
 
 /// Moves an attached consumer past events its type filter skipped, but only when every
 /// delivered event is already acknowledged (committed >= $5).

@@ -7,6 +7,8 @@
 //! in commit order: once a reader sees offset N, nothing below N can still appear.
 //! Types here are the log's own; the gRPC layer converts to and from the wire.
 
+#[macro_use]
+mod notify;
 mod append;
 mod columns;
 mod consumers;
@@ -17,6 +19,7 @@ mod types;
 
 pub use consumers::{ConsumerInfo, Deleted, Position};
 pub use error::{LogError, is_unavailable};
+pub use notify::{CHANNELS, Notice, parse as parse_notice};
 pub use read::{Page, PageRequest};
 pub use types::{Appended, Event, Payload, Record, TopicInfo};
 
@@ -27,14 +30,6 @@ use sqlx::PgPool;
 use self::append::{AppendJob, MAX_GROUP_EVENTS, Writer};
 use crate::group::{Grouper, Reply};
 use crate::tasks::Tasks;
-
-/// NOTIFY channel on which appends announce a topic's new head: `topic:head`.
-pub const HEAD_CHANNEL: &str = "pulsebus_head";
-/// NOTIFY channel on which acks and seeks announce a consumer's position:
-/// `topic:consumer:committed:epoch`.
-pub const CONSUMER_CHANNEL: &str = "pulsebus_consumer";
-/// NOTIFY channel on which a released lease wakes standbys: `topic:consumer`.
-pub const RELEASE_CHANNEL: &str = "pulsebus_release";
 
 /// Creates a topic unless it exists.
 const ENSURE_TOPIC: &str = "INSERT INTO topics (name) VALUES ($1) ON CONFLICT DO NOTHING";

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::signals::Signals;
 use super::tail::Tail;
-use crate::log::{CONSUMER_CHANNEL, EventLog, HEAD_CHANNEL, Position, RELEASE_CHANNEL};
+use crate::log::{CHANNELS, EventLog, Notice, parse_notice};
 
 /// Pause between attempts while the database is unreachable.
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
@@ -33,9 +33,7 @@ pub async fn run(log: EventLog, tail: Arc<Tail>, signals: Arc<Signals>, token: C
 async fn listen(log: &EventLog) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(log.pool()).await?;
     listener.ignore_pool_close_event(false);
-    listener
-        .listen_all([HEAD_CHANNEL, CONSUMER_CHANNEL, RELEASE_CHANNEL])
-        .await?;
+    listener.listen_all(CHANNELS).await?;
     Ok(listener)
 }
 
@@ -66,23 +64,18 @@ async fn serve(
 }
 
 fn dispatch(n: &PgNotification, tail: &Tail, signals: &Signals) {
-    let mut parts = n.payload().split(':');
-    let (Some(topic), Some(second)) = (parts.next(), parts.next()) else {
-        return tracing::warn!(payload = n.payload(), "malformed notification");
-    };
-    match n.channel() {
-        HEAD_CHANNEL => {
-            if let Ok(head) = second.parse() {
-                tail.heads().advance(topic, head);
-            }
-        }
-        CONSUMER_CHANNEL => {
-            let numbers = (parts.next().map(str::parse), parts.next().map(str::parse));
-            if let (Some(Ok(committed)), Some(Ok(epoch))) = numbers {
-                signals.moved(topic, second, Position { committed, epoch });
-            }
-        }
-        RELEASE_CHANNEL => signals.released(topic, second),
-        other => tracing::warn!(channel = other, "notification on an unexpected channel"),
+    match parse_notice(n.channel(), n.payload()) {
+        Some(Notice::Head { topic, head }) => tail.heads().advance(&topic, head),
+        Some(Notice::Consumer {
+            topic,
+            consumer,
+            position,
+        }) => signals.moved(&topic, &consumer, position),
+        Some(Notice::Released { topic, consumer }) => signals.released(&topic, &consumer),
+        None => tracing::warn!(
+            channel = n.channel(),
+            payload = n.payload(),
+            "unexpected notification"
+        ),
     }
 }

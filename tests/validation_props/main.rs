@@ -18,7 +18,7 @@ mod strategies;
 use proptest::prelude::*;
 use pulsebus::config::Limits;
 use pulsebus::error::ApiError;
-use pulsebus::grpc::{validate, validate_subscribe};
+use pulsebus::grpc::validate;
 use pulsebus::log::{Event, Payload};
 use pulsebus::proto::pulsebus::v1 as pb;
 use std::collections::{HashMap, HashSet};
@@ -263,7 +263,7 @@ proptest! {
     ) {
         let req = pb::SubscribeRequest { topic, consumer, start, types, max_in_flight };
         let faults = subscribe_faults(&req);
-        check(validate_subscribe::subscribe(req.clone()), &faults, |p| {
+        check(validate::subscribe(req.clone()), &faults, |p| {
             prop_assert_eq!(&p.topic, &req.topic);
             let consumer = Some(req.consumer.clone()).filter(|c| !c.is_empty());
             prop_assert_eq!(&p.consumer, &consumer);
@@ -287,7 +287,7 @@ proptest! {
         check(validate::read(read), &faults, |_| Ok(()))?;
         let sub = pb::SubscribeRequest { topic, types, ..Default::default() };
         let faults = subscribe_faults(&sub);
-        check(validate_subscribe::subscribe(sub), &faults, |_| Ok(()))?;
+        check(validate::subscribe(sub), &faults, |_| Ok(()))?;
     }
 
     /// Ack, Seek and DeleteConsumer share the topic, consumer and start rules.
@@ -307,7 +307,7 @@ proptest! {
             faults.invalid("offset");
         }
         consumer_faults(&mut faults, &consumer, false);
-        check(validate_subscribe::ack(&ack), &faults, |c| {
+        check(validate::ack(&ack), &faults, |c| {
             prop_assert_eq!(c, Some(consumer.clone()).filter(|c| !c.is_empty()));
             Ok(())
         })?;
@@ -319,7 +319,7 @@ proptest! {
         }
         consumer_faults(&mut faults, &consumer, true);
         start_faults(&mut faults, &seek.start, true);
-        check(validate_subscribe::seek(seek.clone()), &faults, |(t, c, s)| {
+        check(validate::seek(seek.clone()), &faults, |(t, c, s)| {
             prop_assert_eq!(&t, &topic);
             prop_assert_eq!(&c, &consumer);
             prop_assert_eq!(s, expected_start(&seek.start));
@@ -332,7 +332,7 @@ proptest! {
             faults.invalid("topic");
         }
         consumer_faults(&mut faults, &consumer, true);
-        check(validate_subscribe::delete_consumer(delete), &faults, |(t, c)| {
+        check(validate::delete_consumer(delete), &faults, |(t, c)| {
             prop_assert_eq!((t, c), (topic.clone(), consumer.clone()));
             Ok(())
         })?;

@@ -2,7 +2,7 @@
 
 use prost::Message;
 use pulsebus::config::Limits;
-use pulsebus::grpc::{validate, validate_subscribe};
+use pulsebus::grpc::validate;
 use tonic::Status;
 
 use super::*;
@@ -136,7 +136,7 @@ pub fn expected(path: &str, body: &[u8]) -> Option<Status> {
     } else {
         match SubscribeRequest::decode(body) {
             Err(e) => decode_error(e),
-            Ok(req) => validate_subscribe::subscribe(req).err().map(Status::from),
+            Ok(req) => validate::subscribe(req).err().map(Status::from),
         }
     }
 }

@@ -1,4 +1,7 @@
 use super::*;
+use crate::config::Limits;
+use crate::proto::pulsebus::v1 as pb;
+use uuid::Uuid;
 
 fn ok_event() -> pb::Event {
     pb::Event {

@@ -1,6 +1,6 @@
-//! Validation of the subscription RPCs' requests.
+//! Validation of Subscribe and the consumer RPCs (Ack, Seek, DeleteConsumer).
 
-use super::validate::{timestamp, topic, types};
+use super::{timestamp, topic, types};
 use crate::error::ApiError;
 use crate::proto::pulsebus::v1 as pb;
 use crate::subscribe::{Start, SubscribeParams};
