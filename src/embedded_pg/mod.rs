@@ -9,12 +9,21 @@
 //! Layout under the cluster root: `data/` (the cluster), `run/` (its socket),
 //! `postgres.log`, and `setup.lock`, which serialises init/start between processes.
 
+mod created;
+mod reach;
+
 use std::fs::{self, File};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use nix::unistd::{Uid, User};
+
+use created::{Created, create_dirs};
+pub use reach::Unreachable;
+
+/// Directories we create when PostgreSQL runs as another user: it must pass through.
+const SHARED_DIR_MODE: u32 = 0o755;
 
 /// Why the private PostgreSQL could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +41,25 @@ pub enum EmbeddedError {
          create one (`useradd --system postgres`) or set DATABASE_URL"
     )]
     NoPostgresUser,
+    /// Running as root, and the `postgres` user cannot reach the cluster directory.
+    #[error(
+        "PostgreSQL refuses to run as root, so pulsebus runs it as user `{user}`, and \
+         `{user}` cannot enter {blocked} (owner {owner}, mode {mode:o}) on the way to \
+         {cluster}: pass a --data-dir that `{user}` can reach (e.g. `--data-dir \
+         /var/lib/pulsebus`; pulsebus creates it), run pulsebus as a non-root user, or \
+         set DATABASE_URL to an existing PostgreSQL",
+        user = .found.user,
+        blocked = .found.blocked.display(),
+        owner = .found.owner,
+        mode = .found.mode,
+        cluster = .cluster.display()
+    )]
+    Unreachable {
+        /// The cluster directory PostgreSQL would live in.
+        cluster: PathBuf,
+        /// What blocks it.
+        found: Unreachable,
+    },
     /// A file-system step failed.
     #[error("{action} {path}: {source}")]
     Io {
@@ -122,17 +150,37 @@ impl PgCluster {
     /// Initialises the cluster if new and starts it if not running (adopting one left
     /// running by a killed process); returns the port it listens on.
     pub fn ensure_running(&self) -> Result<u16> {
+        self.check_reachable()?;
         self.prepare_dirs()?;
         let lock_path = self.root.join("setup.lock");
         let lock = File::create(&lock_path).map_err(io_err("create", &lock_path))?;
         lock.lock().map_err(io_err("lock", &lock_path))?;
-        if !self.data_dir().join("PG_VERSION").exists() {
+        if !self.is_initialised() {
             self.initdb()?;
         }
         if let Some(port) = self.running_port() {
             return Ok(port);
         }
         self.start()
+    }
+
+    /// Fails with [`EmbeddedError::Unreachable`] when PostgreSQL runs as another user
+    /// (we are root) and that user cannot enter a directory on the way to the cluster.
+    pub fn check_reachable(&self) -> Result<()> {
+        let Some(user) = &self.run_as else {
+            return Ok(());
+        };
+        reach::check(&self.bin_dir.join("pg_ctl"), user, &self.root).map_err(|found| {
+            EmbeddedError::Unreachable {
+                cluster: self.root.clone(),
+                found,
+            }
+        })
+    }
+
+    /// Whether `initdb` completed here once (an initialised cluster is never removed).
+    pub fn is_initialised(&self) -> bool {
+        self.data_dir().join("PG_VERSION").exists()
     }
 
     /// Stops the cluster (fast shutdown: active sessions are ended, data is safe).
@@ -165,8 +213,9 @@ impl PgCluster {
     }
 
     fn prepare_dirs(&self) -> Result<()> {
+        let mode = self.run_as.as_ref().map(|_| SHARED_DIR_MODE);
         for dir in [self.root.clone(), self.root.join("run")] {
-            fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+            create_dirs(&dir, mode).map_err(io_err("create", &dir))?;
             self.give_to_run_as(&dir)?;
         }
         Ok(())
@@ -180,12 +229,23 @@ impl PgCluster {
         Ok(())
     }
 
+    /// Runs `initdb`; if it fails, removes the data directory when it made it.
     fn initdb(&self) -> Result<()> {
         let data = self.data_dir();
+        let mut made = Created::default();
+        made.note_if_missing(&data);
+        let result = self.run_initdb(&data);
+        if result.is_err() {
+            made.undo();
+        }
+        result
+    }
+
+    fn run_initdb(&self, data: &Path) -> Result<()> {
         tracing::info!(data_dir = %data.display(), "initialising private PostgreSQL cluster");
         let args = [
             "-D",
-            path_str(&data),
+            path_str(data),
             "-U",
             "postgres",
             "-A",
@@ -273,16 +333,38 @@ pub struct EmbeddedPostgres {
 
 impl EmbeddedPostgres {
     /// Takes the data directory and makes sure its cluster runs.
+    ///
+    /// Nothing is created before the checks that can be made up front (binaries, the
+    /// `postgres` user, reachability); if initialising a new cluster fails anyway,
+    /// what this call created is removed again. An initialised cluster is never removed.
     pub fn start(data_dir: &Path) -> Result<Self> {
-        fs::create_dir_all(data_dir).map_err(io_err("create", data_dir))?;
+        let data_dir = std::path::absolute(data_dir).map_err(io_err("resolve", data_dir))?;
+        let cluster = PgCluster::new(&data_dir.join("postgres"))?;
+        cluster.check_reachable()?;
+        let mut created = Created::default();
+        let result = Self::take_and_start(&data_dir, cluster.clone(), &mut created);
+        match &result {
+            Err(EmbeddedError::InUse { .. }) => {} // the live owner's, not ours to touch
+            Err(_) if !cluster.is_initialised() => created.undo(),
+            _ => {}
+        }
+        result
+    }
+
+    fn take_and_start(data_dir: &Path, cluster: PgCluster, created: &mut Created) -> Result<Self> {
+        let mode = cluster.run_as.as_ref().map(|_| SHARED_DIR_MODE);
+        created
+            .dirs(data_dir, mode)
+            .map_err(io_err("create", data_dir))?;
         let owner_path = data_dir.join("server.lock");
+        created.note_if_missing(&owner_path);
         let owner = File::create(&owner_path).map_err(io_err("create", &owner_path))?;
         if owner.try_lock().is_err() {
             return Err(EmbeddedError::InUse {
                 path: data_dir.to_path_buf(),
             });
         }
-        let cluster = PgCluster::new(&data_dir.join("postgres"))?;
+        created.note_if_missing(&cluster.root);
         let port = cluster.ensure_running()?;
         Ok(Self {
             cluster,
@@ -368,6 +450,12 @@ mod tests {
     #[test]
     fn a_second_server_on_the_same_data_dir_is_refused_while_the_first_lives() {
         let dir = tempfile::tempdir().unwrap();
+        // Reachable for the `postgres` user when the tests run as root.
+        fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         let lock = File::create(dir.path().join("server.lock")).unwrap();
         lock.try_lock().unwrap();
         let err = EmbeddedPostgres::start(dir.path()).unwrap_err();
