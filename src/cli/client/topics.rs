@@ -1,0 +1,30 @@
+//! `pulsebus topics`: one line per topic.
+
+use clap::Args;
+use serde_json::json;
+
+use super::{Client, ClientError, Connection, print_json};
+use crate::proto::pulsebus::v1 as pb;
+
+/// List topics with their head offsets.
+#[derive(Debug, Args)]
+pub struct Topics {
+    /// How to reach the server.
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+impl Topics {
+    /// Prints `{"topic", "head_offset", "event_count"}` per topic.
+    pub async fn run(self) -> Result<(), ClientError> {
+        let mut client = Client::connect(&self.connection).await?;
+        let request = client.request(pb::ListTopicsRequest {});
+        let reply = client.bus.list_topics(request).await?.into_inner();
+        for t in reply.topics {
+            print_json(
+                &json!({"topic": t.name, "head_offset": t.head_offset, "event_count": t.event_count}),
+            )?;
+        }
+        Ok(())
+    }
+}
