@@ -9,7 +9,9 @@
 //! Layout under the cluster root: `data/` (the cluster), `run/` (its socket),
 //! `postgres.log`, and `setup.lock`, which serialises init/start between processes.
 
+mod binaries;
 mod created;
+mod instance;
 mod reach;
 
 use std::fs::{self, File};
@@ -19,7 +21,9 @@ use std::process::{Command, Output};
 
 use nix::unistd::{Uid, User};
 
+use binaries::find_bin_dir;
 use created::{Created, create_dirs};
+pub use instance::EmbeddedPostgres;
 pub use reach::Unreachable;
 
 /// Directories we create when PostgreSQL runs as another user: it must pass through.
@@ -321,75 +325,6 @@ impl PgCluster {
     }
 }
 
-/// The private PostgreSQL of one `pulsebus serve`: the data directory is locked for
-/// this process's lifetime (the OS drops the lock if the process dies, even by
-/// SIGKILL), so a second server on it fails clearly instead of fighting over it.
-#[derive(Debug)]
-pub struct EmbeddedPostgres {
-    cluster: PgCluster,
-    port: u16,
-    _owner: File,
-}
-
-impl EmbeddedPostgres {
-    /// Takes the data directory and makes sure its cluster runs.
-    ///
-    /// Nothing is created before the checks that can be made up front (binaries, the
-    /// `postgres` user, reachability); if initialising a new cluster fails anyway,
-    /// what this call created is removed again. An initialised cluster is never removed.
-    pub fn start(data_dir: &Path) -> Result<Self> {
-        let data_dir = std::path::absolute(data_dir).map_err(io_err("resolve", data_dir))?;
-        let cluster = PgCluster::new(&data_dir.join("postgres"))?;
-        cluster.check_reachable()?;
-        let mut created = Created::default();
-        let result = Self::take_and_start(&data_dir, cluster.clone(), &mut created);
-        match &result {
-            Err(EmbeddedError::InUse { .. }) => {} // the live owner's, not ours to touch
-            Err(_) if !cluster.is_initialised() => created.undo(),
-            _ => {}
-        }
-        result
-    }
-
-    fn take_and_start(data_dir: &Path, cluster: PgCluster, created: &mut Created) -> Result<Self> {
-        let mode = cluster.run_as.as_ref().map(|_| SHARED_DIR_MODE);
-        created
-            .dirs(data_dir, mode)
-            .map_err(io_err("create", data_dir))?;
-        let owner_path = data_dir.join("server.lock");
-        created.note_if_missing(&owner_path);
-        let owner = File::create(&owner_path).map_err(io_err("create", &owner_path))?;
-        if owner.try_lock().is_err() {
-            return Err(EmbeddedError::InUse {
-                path: data_dir.to_path_buf(),
-            });
-        }
-        created.note_if_missing(&cluster.root);
-        let port = cluster.ensure_running()?;
-        Ok(Self {
-            cluster,
-            port,
-            _owner: owner,
-        })
-    }
-
-    /// The port the cluster listens on (127.0.0.1).
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// A connection URL for the `postgres` database of this cluster.
-    pub fn database_url(&self) -> String {
-        cluster_url(self.port, "postgres")
-    }
-
-    /// Stops the cluster; called on graceful shutdown.
-    pub fn stop(&self) -> Result<()> {
-        tracing::info!("stopping private PostgreSQL");
-        self.cluster.stop()
-    }
-}
-
 /// The URL of database `db` on a private cluster listening on `port`.
 pub fn cluster_url(port: u16, db: &str) -> String {
     format!("postgres://postgres@127.0.0.1:{port}/{db}")
@@ -401,64 +336,4 @@ fn path_str(path: &Path) -> &str {
 
 fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn find_bin_dir() -> Option<PathBuf> {
-    let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
-    let from_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>());
-    let from_pg_config = Command::new("pg_config")
-        .arg("--bindir")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    from_path
-        .chain(from_pg_config)
-        .chain(debian_bin_dirs())
-        .find(|dir| has_tools(dir))
-}
-
-/// `/usr/lib/postgresql/<version>/bin`, newest version first.
-fn debian_bin_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let version = e.file_name().to_str()?.parse().ok()?;
-            Some((version, e.path().join("bin")))
-        })
-        .collect();
-    dirs.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
-    dirs.into_iter().map(|(_, d)| d).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn binaries_are_found_on_this_machine() {
-        assert!(
-            find_bin_dir().is_some(),
-            "install PostgreSQL to run the tests"
-        );
-    }
-
-    #[test]
-    fn a_second_server_on_the_same_data_dir_is_refused_while_the_first_lives() {
-        let dir = tempfile::tempdir().unwrap();
-        // Reachable for the `postgres` user when the tests run as root.
-        fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
-        let lock = File::create(dir.path().join("server.lock")).unwrap();
-        lock.try_lock().unwrap();
-        let err = EmbeddedPostgres::start(dir.path()).unwrap_err();
-        assert!(matches!(err, EmbeddedError::InUse { .. }), "{err}");
-    }
 }
