@@ -1,7 +1,7 @@
 //! The `pulsebus` command line, in two halves:
-//! - the launcher ([`serve`]): `serve` runs the server, `migrate` applies the schema,
+//! - the launcher (`serve.rs`): `serve` runs the server, `migrate` applies the schema,
 //!   `hash-token` hashes a bearer token for the auth file;
-//! - the client ([`client`]): `topics`, `publish`, `read`, `tail`, `consumers`, `ack`
+//! - the client (`client/`): `topics`, `publish`, `read`, `tail`, `consumers`, `ack`
 //!   and `seek` talk to a running server; only they take `--server`, `--token`, `--ca`.
 
 mod client;
