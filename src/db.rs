@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::time::Instant;
 
 use crate::config::{DatabaseConfig, redact_url};
 
@@ -17,6 +18,31 @@ pub enum DbError {
         url: String,
         /// The driver's error.
         source: sqlx::Error,
+    },
+    /// The server kept refusing (or was starting up) until the timeout.
+    #[error(
+        "cannot connect to PostgreSQL at {url} (still failing after {}): {source}",
+        humantime::format_duration(*waited)
+    )]
+    GaveUp {
+        /// The URL with any password masked.
+        url: String,
+        /// How long we kept trying.
+        waited: Duration,
+        /// The last attempt's error.
+        source: sqlx::Error,
+    },
+    /// Nothing answered at all within the timeout.
+    #[error(
+        "cannot connect to PostgreSQL at {url}: no answer within {} (is the host right, \
+         and the port open?)",
+        humantime::format_duration(*waited)
+    )]
+    NoAnswer {
+        /// The URL with any password masked.
+        url: String,
+        /// How long we waited.
+        waited: Duration,
     },
     /// A migration failed to apply.
     #[error("cannot apply migrations: {source}")]
@@ -33,8 +59,18 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// while it sat in the pool); busier ones are not, which saves a round trip per query.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
+/// Longest pause between two connection attempts while the server refuses.
+const MAX_RETRY_PAUSE: Duration = Duration::from_millis(500);
+
 /// Opens a pool sized and timed out as configured.
+///
+/// One connection is opened on its own first, so that a wrong URL fails with the
+/// driver's reason ("Connection refused", "password authentication failed",
+/// "database ... does not exist") instead of the pool's "timed out".
 pub async fn connect(url: &str, config: &DatabaseConfig) -> Result<PgPool, DbError> {
+    let probe = first_connection(url, config.db_timeout).await?;
+    // Only the probe's success matters; a failed goodbye changes nothing.
+    let _ = probe.close().await;
     PgPoolOptions::new()
         .max_connections(config.db_max_connections)
         .acquire_timeout(config.db_timeout)
@@ -59,6 +95,55 @@ pub async fn connect(url: &str, config: &DatabaseConfig) -> Result<PgPool, DbErr
 /// Checks that PostgreSQL answers a trivial query (the health probe).
 pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT 1").execute(pool).await.map(drop)
+}
+
+/// One connection, retried like the pool does (while the server refuses or is starting
+/// up) until `timeout`, keeping the last error to report.
+async fn first_connection(url: &str, timeout: Duration) -> Result<PgConnection, DbError> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(10);
+    let mut last = None;
+    loop {
+        let error = match tokio::time::timeout_at(deadline, PgConnection::connect(url)).await {
+            Ok(Ok(conn)) => return Ok(conn),
+            Ok(Err(e)) if worth_retrying(&e) => e,
+            Ok(Err(source)) => {
+                return Err(DbError::Connect {
+                    url: redact_url(url),
+                    source,
+                });
+            }
+            Err(_elapsed) => return Err(gave_up(url, timeout, last)),
+        };
+        if Instant::now() + pause >= deadline {
+            return Err(gave_up(url, timeout, Some(error)));
+        }
+        last = Some(error);
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(MAX_RETRY_PAUSE);
+    }
+}
+
+/// Errors of a server that is not up yet (the ones sqlx's pool retries too).
+fn worth_retrying(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(e) => e.kind() == std::io::ErrorKind::ConnectionRefused,
+        // too_many_connections, cannot_connect_now (starting up)
+        sqlx::Error::Database(e) => matches!(e.code().as_deref(), Some("53300" | "57P03")),
+        _ => false,
+    }
+}
+
+fn gave_up(url: &str, waited: Duration, last: Option<sqlx::Error>) -> DbError {
+    let url = redact_url(url);
+    match last {
+        Some(source) => DbError::GaveUp {
+            url,
+            waited,
+            source,
+        },
+        None => DbError::NoAnswer { url, waited },
+    }
 }
 
 /// Applies pending migrations; safe to run concurrently from several replicas

@@ -1,19 +1,21 @@
-//! The `pulsebus` command line: `serve` runs the server, `migrate` applies the schema,
-//! and the client commands (`topics`, `publish`, `read`, `tail`, ...) talk to a server.
+//! The `pulsebus` command line, in two halves:
+//! - the launcher (`serve.rs`): `serve` runs the server, `migrate` applies the schema,
+//!   `hash-token` hashes a bearer token for the auth file;
+//! - the client (`client/`): `topics`, `publish`, `read`, `tail`, `consumers`, `ack`
+//!   and `seek` talk to a running server; only they take `--server`, `--token`, `--ca`.
 
 mod client;
+mod serve;
 
-use std::error::Error;
+use std::ffi::OsString;
+use std::io::IsTerminal;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{DatabaseConfig, ServeConfig, redact_url};
-use crate::embedded_pg::EmbeddedPostgres;
-use crate::server::Server;
-
-/// The database name pulsebus uses inside its private PostgreSQL.
-const EMBEDDED_DB: &str = "pulsebus";
+use crate::config::{DatabaseConfig, ServeConfig};
+pub use client::ClientError;
+pub use serve::ServeError;
 
 /// pulsebus: the event backbone of EduPulse Live.
 #[derive(Debug, Parser)]
@@ -23,9 +25,11 @@ pub struct Cli {
     #[arg(long, env = "PULSEBUS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
 
+    /// The client flags in their old place, before the command name.
     #[command(flatten)]
-    pub connection: client::Connection,
+    legacy: client::LegacyConnection,
 
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -33,7 +37,7 @@ pub struct Cli {
 /// How logs are written (to stderr; the level comes from RUST_LOG, default `info`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
-    /// Human-readable lines.
+    /// Human-readable lines (coloured on a terminal, unless NO_COLOR is set).
     Text,
     /// JSON lines, for log shippers.
     Json,
@@ -52,88 +56,94 @@ pub enum Command {
     Client(client::ClientCommand),
 }
 
-/// Runs the parsed command line to completion.
-pub async fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
-    init_tracing(cli.log_format);
-    match cli.command {
-        Command::Serve(config) => serve(*config).await,
-        Command::Migrate(config) => migrate(config).await,
-        Command::HashToken => hash_token(),
-        Command::Client(command) => client::run(cli.connection, command).await,
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// `serve`, `migrate` or `hash-token` failed.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    /// A client command failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// `pulsebus --server ... serve`: the client flags mean nothing to the launcher.
+    #[error(
+        "--server, --token and --ca are for the client commands (topics, publish, read, \
+         tail, consumers, ack, seek), not for `{0}`"
+    )]
+    ClientFlagsOnLauncher(&'static str),
+}
+
+impl CliError {
+    /// Whether the command failed only because whoever read its output stopped reading
+    /// (`pulsebus read lessons | head -1`): nothing is wrong, so nothing to report.
+    pub fn is_broken_pipe(&self) -> bool {
+        match self {
+            Self::Serve(e) => e.is_broken_pipe(),
+            Self::Client(e) => e.is_broken_pipe(),
+            Self::ClientFlagsOnLauncher(_) => false,
+        }
     }
+}
+
+/// Runs the parsed command line to completion.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    init_tracing(cli.log_format);
+    let launcher = |name| {
+        if cli.legacy.is_given() {
+            Err(CliError::ClientFlagsOnLauncher(name))
+        } else {
+            Ok(())
+        }
+    };
+    match cli.command {
+        Command::Serve(config) => {
+            launcher("serve")?;
+            serve::serve(*config).await?;
+        }
+        Command::Migrate(config) => {
+            launcher("migrate")?;
+            serve::migrate(config).await?;
+        }
+        Command::HashToken => {
+            launcher("hash-token")?;
+            serve::hash_token()?;
+        }
+        Command::Client(command) => command.run(cli.legacy).await?,
+    }
+    Ok(())
 }
 
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let colour = use_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR"),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(colour);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
 }
 
-/// The database to use: the configured URL, or the private PostgreSQL (started here).
-async fn database(
-    config: &DatabaseConfig,
-) -> Result<(String, Option<EmbeddedPostgres>), Box<dyn Error>> {
-    if let Some(url) = &config.database_url {
-        tracing::info!(url = %redact_url(url), "using PostgreSQL from DATABASE_URL");
-        return Ok((url.clone(), None));
-    }
-    let dir = config.data_dir.clone();
-    let pg = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&dir)).await??;
-    crate::db::create_database(&pg.database_url(), EMBEDDED_DB).await?;
-    let url = crate::embedded_pg::cluster_url(pg.port(), EMBEDDED_DB);
-    tracing::info!(%url, data_dir = %config.data_dir.display(), "using the private PostgreSQL");
-    Ok((url, Some(pg)))
+/// Colour codes only for a person at a terminal: never into a file or a pipe, and
+/// never when `NO_COLOR` is set to anything non-empty (<https://no-color.org>).
+fn use_colour(stderr_is_terminal: bool, no_color: Option<OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
-async fn serve(config: ServeConfig) -> Result<(), Box<dyn Error>> {
-    let (url, embedded) = database(&config.database).await?;
-    let result = match Server::build(config, &url).await {
-        Ok(server) => server
-            .run_until(shutdown_signal())
-            .await
-            .map_err(Into::into),
-        Err(e) => Err(e.into()),
-    };
-    if let Some(pg) = embedded {
-        tokio::task::spawn_blocking(move || pg.stop()).await??;
-    }
-    result
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-async fn migrate(config: DatabaseConfig) -> Result<(), Box<dyn Error>> {
-    let (url, embedded) = database(&config).await?;
-    let pool = crate::db::connect(&url, &config).await?;
-    crate::db::migrate(&pool).await?;
-    pool.close().await;
-    tracing::info!("migrations applied");
-    if let Some(pg) = embedded {
-        tokio::task::spawn_blocking(move || pg.stop()).await??;
-    }
-    Ok(())
-}
-
-fn hash_token() -> Result<(), Box<dyn Error>> {
-    let mut token = String::new();
-    std::io::stdin().read_line(&mut token)?;
-    let token = token.trim();
-    if token.is_empty() {
-        return Err("no token on stdin: try `printf %s \"$TOKEN\" | pulsebus hash-token`".into());
-    }
-    println!("{}", hex::encode(crate::auth::hash_token(token)));
-    Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-        _ = term.recv() => tracing::info!("SIGTERM received"),
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, Some(OsString::new())));
+        assert!(!use_colour(true, Some("1".into())));
+        assert!(!use_colour(false, None));
     }
 }

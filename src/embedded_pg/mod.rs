@@ -9,12 +9,25 @@
 //! Layout under the cluster root: `data/` (the cluster), `run/` (its socket),
 //! `postgres.log`, and `setup.lock`, which serialises init/start between processes.
 
+mod binaries;
+mod created;
+mod instance;
+mod reach;
+
 use std::fs::{self, File};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use nix::unistd::{Uid, User};
+
+use binaries::find_bin_dir;
+use created::{Created, create_dirs};
+pub use instance::EmbeddedPostgres;
+pub use reach::Unreachable;
+
+/// Directories we create when PostgreSQL runs as another user: it must pass through.
+const SHARED_DIR_MODE: u32 = 0o755;
 
 /// Why the private PostgreSQL could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +45,25 @@ pub enum EmbeddedError {
          create one (`useradd --system postgres`) or set DATABASE_URL"
     )]
     NoPostgresUser,
+    /// Running as root, and the `postgres` user cannot reach the cluster directory.
+    #[error(
+        "PostgreSQL refuses to run as root, so pulsebus runs it as user `{user}`, and \
+         `{user}` cannot enter {blocked} (owner {owner}, mode {mode:o}) on the way to \
+         {cluster}: pass a --data-dir that `{user}` can reach (e.g. `--data-dir \
+         /var/lib/pulsebus`; pulsebus creates it), run pulsebus as a non-root user, or \
+         set DATABASE_URL to an existing PostgreSQL",
+        user = .found.user,
+        blocked = .found.blocked.display(),
+        owner = .found.owner,
+        mode = .found.mode,
+        cluster = .cluster.display()
+    )]
+    Unreachable {
+        /// The cluster directory PostgreSQL would live in.
+        cluster: PathBuf,
+        /// What blocks it.
+        found: Unreachable,
+    },
     /// A file-system step failed.
     #[error("{action} {path}: {source}")]
     Io {
@@ -122,17 +154,37 @@ impl PgCluster {
     /// Initialises the cluster if new and starts it if not running (adopting one left
     /// running by a killed process); returns the port it listens on.
     pub fn ensure_running(&self) -> Result<u16> {
+        self.check_reachable()?;
         self.prepare_dirs()?;
         let lock_path = self.root.join("setup.lock");
         let lock = File::create(&lock_path).map_err(io_err("create", &lock_path))?;
         lock.lock().map_err(io_err("lock", &lock_path))?;
-        if !self.data_dir().join("PG_VERSION").exists() {
+        if !self.is_initialised() {
             self.initdb()?;
         }
         if let Some(port) = self.running_port() {
             return Ok(port);
         }
         self.start()
+    }
+
+    /// Fails with [`EmbeddedError::Unreachable`] when PostgreSQL runs as another user
+    /// (we are root) and that user cannot enter a directory on the way to the cluster.
+    pub fn check_reachable(&self) -> Result<()> {
+        let Some(user) = &self.run_as else {
+            return Ok(());
+        };
+        reach::check(&self.bin_dir.join("pg_ctl"), user, &self.root).map_err(|found| {
+            EmbeddedError::Unreachable {
+                cluster: self.root.clone(),
+                found,
+            }
+        })
+    }
+
+    /// Whether `initdb` completed here once (an initialised cluster is never removed).
+    pub fn is_initialised(&self) -> bool {
+        self.data_dir().join("PG_VERSION").exists()
     }
 
     /// Stops the cluster (fast shutdown: active sessions are ended, data is safe).
@@ -165,8 +217,9 @@ impl PgCluster {
     }
 
     fn prepare_dirs(&self) -> Result<()> {
+        let mode = self.run_as.as_ref().map(|_| SHARED_DIR_MODE);
         for dir in [self.root.clone(), self.root.join("run")] {
-            fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+            create_dirs(&dir, mode).map_err(io_err("create", &dir))?;
             self.give_to_run_as(&dir)?;
         }
         Ok(())
@@ -180,12 +233,23 @@ impl PgCluster {
         Ok(())
     }
 
+    /// Runs `initdb`; if it fails, removes the data directory when it made it.
     fn initdb(&self) -> Result<()> {
         let data = self.data_dir();
+        let mut made = Created::default();
+        made.note_if_missing(&data);
+        let result = self.run_initdb(&data);
+        if result.is_err() {
+            made.undo();
+        }
+        result
+    }
+
+    fn run_initdb(&self, data: &Path) -> Result<()> {
         tracing::info!(data_dir = %data.display(), "initialising private PostgreSQL cluster");
         let args = [
             "-D",
-            path_str(&data),
+            path_str(data),
             "-U",
             "postgres",
             "-A",
@@ -261,53 +325,6 @@ impl PgCluster {
     }
 }
 
-/// The private PostgreSQL of one `pulsebus serve`: the data directory is locked for
-/// this process's lifetime (the OS drops the lock if the process dies, even by
-/// SIGKILL), so a second server on it fails clearly instead of fighting over it.
-#[derive(Debug)]
-pub struct EmbeddedPostgres {
-    cluster: PgCluster,
-    port: u16,
-    _owner: File,
-}
-
-impl EmbeddedPostgres {
-    /// Takes the data directory and makes sure its cluster runs.
-    pub fn start(data_dir: &Path) -> Result<Self> {
-        fs::create_dir_all(data_dir).map_err(io_err("create", data_dir))?;
-        let owner_path = data_dir.join("server.lock");
-        let owner = File::create(&owner_path).map_err(io_err("create", &owner_path))?;
-        if owner.try_lock().is_err() {
-            return Err(EmbeddedError::InUse {
-                path: data_dir.to_path_buf(),
-            });
-        }
-        let cluster = PgCluster::new(&data_dir.join("postgres"))?;
-        let port = cluster.ensure_running()?;
-        Ok(Self {
-            cluster,
-            port,
-            _owner: owner,
-        })
-    }
-
-    /// The port the cluster listens on (127.0.0.1).
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// A connection URL for the `postgres` database of this cluster.
-    pub fn database_url(&self) -> String {
-        cluster_url(self.port, "postgres")
-    }
-
-    /// Stops the cluster; called on graceful shutdown.
-    pub fn stop(&self) -> Result<()> {
-        tracing::info!("stopping private PostgreSQL");
-        self.cluster.stop()
-    }
-}
-
 /// The URL of database `db` on a private cluster listening on `port`.
 pub fn cluster_url(port: u16, db: &str) -> String {
     format!("postgres://postgres@127.0.0.1:{port}/{db}")
@@ -319,58 +336,4 @@ fn path_str(path: &Path) -> &str {
 
 fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn find_bin_dir() -> Option<PathBuf> {
-    let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
-    let from_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>());
-    let from_pg_config = Command::new("pg_config")
-        .arg("--bindir")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    from_path
-        .chain(from_pg_config)
-        .chain(debian_bin_dirs())
-        .find(|dir| has_tools(dir))
-}
-
-/// `/usr/lib/postgresql/<version>/bin`, newest version first.
-fn debian_bin_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let version = e.file_name().to_str()?.parse().ok()?;
-            Some((version, e.path().join("bin")))
-        })
-        .collect();
-    dirs.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
-    dirs.into_iter().map(|(_, d)| d).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn binaries_are_found_on_this_machine() {
-        assert!(
-            find_bin_dir().is_some(),
-            "install PostgreSQL to run the tests"
-        );
-    }
-
-    #[test]
-    fn a_second_server_on_the_same_data_dir_is_refused_while_the_first_lives() {
-        let dir = tempfile::tempdir().unwrap();
-        let lock = File::create(dir.path().join("server.lock")).unwrap();
-        lock.try_lock().unwrap();
-        let err = EmbeddedPostgres::start(dir.path()).unwrap_err();
-        assert!(matches!(err, EmbeddedError::InUse { .. }), "{err}");
-    }
 }

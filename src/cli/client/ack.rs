@@ -1,0 +1,36 @@
+//! `pulsebus ack`: commit a consumer's offset.
+
+use clap::Args;
+use serde_json::json;
+
+use super::{Client, ClientError, Connection, print_json};
+use crate::proto::pulsebus::v1 as pb;
+
+/// Commit a consumer's offset.
+#[derive(Debug, Args)]
+pub struct Ack {
+    /// The topic.
+    pub topic: String,
+    /// The consumer.
+    pub consumer: String,
+    /// Everything up to this offset is done.
+    pub offset: i64,
+    /// How to reach the server.
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+impl Ack {
+    /// Prints `{"committed_offset"}`.
+    pub async fn run(self) -> Result<(), ClientError> {
+        let mut client = Client::connect(&self.connection).await?;
+        let request = client.request(pb::AckRequest {
+            topic: self.topic,
+            consumer: self.consumer,
+            offset: self.offset,
+            seek_epoch: None,
+        });
+        let reply = client.bus.ack(request).await?.into_inner();
+        print_json(&json!({"committed_offset": reply.committed_offset}))
+    }
+}
