@@ -1,0 +1,346 @@
+//! The one test helper: a real pulsebus server on 127.0.0.1:0 over a fresh database.
+//!
+//! The database cluster is `DATABASE_URL` when set, else one throwaway cluster from the
+//! local PostgreSQL binaries under `target/tmp/`, shared by every test process (the
+//! first one starts it; `scripts/test` stops it at the end). Each server gets its own
+//! `test_<uuid>` database, so tests run in parallel.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use pulsebus::config::ServeConfig;
+use pulsebus::embedded_pg::{PgCluster, cluster_url};
+use pulsebus::proto::pulsebus::v1 as pb;
+use pulsebus::proto::pulsebus::v1::event_bus_client::EventBusClient;
+use pulsebus::server::Server;
+
+pub mod faults_support;
+pub mod process;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+pub use pb::*;
+pub use pulsebus::proto::pulsebus::v1::event_bus_client::EventBusClient as Client;
+
+/// How long any wait in a test may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A running server and the database it owns.
+pub struct TestServer {
+    /// Where the server listens.
+    pub addr: SocketAddr,
+    /// Its database, for SQL assertions and for a second server on the same data.
+    pub database_url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts a server on a fresh database.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server on a fresh database, letting the test adjust its config.
+    pub async fn start_with(adjust: impl FnOnce(&mut ServeConfig)) -> Self {
+        Self::start_on(fresh_database().await, adjust).await
+    }
+
+    /// Starts another server on an existing database (a second replica).
+    pub async fn start_on(database_url: String, adjust: impl FnOnce(&mut ServeConfig)) -> Self {
+        let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), database_url.clone());
+        config.database.db_max_connections = 8;
+        adjust(&mut config);
+        let server = Server::build(config, &database_url)
+            .await
+            .expect("server builds");
+        let addr = server.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            server.run_until(shutdown).await.expect("server runs");
+        });
+        Self {
+            addr,
+            database_url,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// A connected tonic client.
+    pub async fn client(&self) -> EventBusClient<Channel> {
+        EventBusClient::new(self.channel().await)
+    }
+
+    /// A connected channel, for the health and reflection clients.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("client connects")
+    }
+
+    /// A pool on the server's database, for assertions in SQL.
+    pub async fn sql(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&self.database_url)
+            .await
+            .expect("test connects to its database")
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown().await;
+    }
+
+    async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(WAIT, task)
+                .await
+                .expect("server stops in time")
+                .expect("server task ends cleanly");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Creates an empty `test_<uuid>` database and returns its URL.
+pub async fn fresh_database() -> String {
+    let cluster = cluster().await;
+    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    pulsebus::db::create_database(&cluster.admin_url(), &name)
+        .await
+        .expect("test database is created");
+    cluster.url(&name)
+}
+
+/// Where the test cluster is.
+pub enum TestCluster {
+    /// `DATABASE_URL`: an existing server, given by the user.
+    External(String),
+    /// The shared throwaway cluster on this port.
+    Local(u16),
+}
+
+impl TestCluster {
+    fn admin_url(&self) -> String {
+        match self {
+            Self::External(url) => url.clone(),
+            Self::Local(port) => cluster_url(*port, "postgres"),
+        }
+    }
+
+    fn url(&self, db: &str) -> String {
+        match self {
+            Self::External(url) => match url.rsplit_once('/') {
+                Some((server, last)) if !last.contains('@') => {
+                    let query = last
+                        .split_once('?')
+                        .map(|(_, q)| format!("?{q}"))
+                        .unwrap_or_default();
+                    format!("{server}/{db}{query}")
+                }
+                _ => format!("{url}/{db}"),
+            },
+            Self::Local(port) => cluster_url(*port, db),
+        }
+    }
+}
+
+static CLUSTER: OnceLock<u16> = OnceLock::new();
+
+async fn cluster() -> TestCluster {
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        return TestCluster::External(url);
+    }
+    if let Some(port) = CLUSTER.get() {
+        return TestCluster::Local(*port);
+    }
+    let port = tokio::task::spawn_blocking(|| {
+        *CLUSTER.get_or_init(|| {
+            test_cluster()
+                .ensure_running()
+                .expect("the test PostgreSQL cluster starts")
+        })
+    })
+    .await
+    .unwrap();
+    TestCluster::Local(port)
+}
+
+/// The shared test cluster: durability settings off (tests never crash PostgreSQL
+/// itself) and room for many parallel test servers.
+pub fn test_cluster() -> PgCluster {
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pulsebus-test-pg");
+    PgCluster::new(&root)
+        .expect("PostgreSQL binaries are installed")
+        .with_setting("fsync", "off")
+        .with_setting("synchronous_commit", "off")
+        .with_setting("full_page_writes", "off")
+        .with_setting("max_connections", "500")
+}
+
+/// An event with just a type and a JSON payload; tests fill in the rest.
+pub fn event(event_type: &str, json: &str) -> Event {
+    Event {
+        r#type: event_type.to_owned(),
+        source: "tests".to_owned(),
+        content_type: "application/json".to_owned(),
+        data: Some(event::Data::TextData(json.to_owned())),
+        ..Default::default()
+    }
+}
+
+/// Publishes `events` to `topic` and returns the results (panics on error).
+pub async fn publish(
+    client: &mut EventBusClient<Channel>,
+    topic: &str,
+    events: Vec<Event>,
+) -> Vec<PublishResult> {
+    client
+        .publish(PublishRequest {
+            topic: topic.to_owned(),
+            events,
+        })
+        .await
+        .expect("publish succeeds")
+        .into_inner()
+        .results
+}
+
+/// Reads the whole topic in pages (panics on error).
+pub async fn read_all(client: &mut EventBusClient<Channel>, topic: &str) -> Vec<Record> {
+    let mut records: Vec<Record> = Vec::new();
+    loop {
+        let from = records.last().map_or(1, |r| r.offset + 1);
+        let page = client
+            .read(ReadRequest {
+                topic: topic.to_owned(),
+                from_offset: from,
+                limit: 1000,
+                types: vec![],
+            })
+            .await
+            .expect("read succeeds")
+            .into_inner();
+        if page.records.is_empty() {
+            return records;
+        }
+        records.extend(page.records);
+    }
+}
+
+/// A Subscribe request for `topic`; tests adjust the rest.
+pub fn sub_req(topic: &str, consumer: &str) -> SubscribeRequest {
+    SubscribeRequest {
+        topic: topic.to_owned(),
+        consumer: consumer.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// Opens a subscription (panics on error).
+pub async fn subscribe(
+    client: &mut Client<Channel>,
+    req: SubscribeRequest,
+) -> tonic::Streaming<SubscribeResponse> {
+    client
+        .subscribe(req)
+        .await
+        .expect("subscribe succeeds")
+        .into_inner()
+}
+
+/// The next message of the stream, within [`WAIT`].
+pub async fn next_message(
+    stream: &mut tonic::Streaming<SubscribeResponse>,
+) -> subscribe_response::Message {
+    let message = tokio::time::timeout(WAIT, stream.message())
+        .await
+        .expect("a message arrives in time");
+    message
+        .expect("the stream is healthy")
+        .expect("the stream is open")
+        .message
+        .expect("a message body")
+}
+
+/// The next record, skipping heartbeats, within [`WAIT`] in all.
+pub async fn next_record(stream: &mut tonic::Streaming<SubscribeResponse>) -> Record {
+    let skip_heartbeats = async {
+        loop {
+            if let subscribe_response::Message::Record(r) = next_message(stream).await {
+                return r;
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, skip_heartbeats)
+        .await
+        .expect("a record arrives in time")
+}
+
+/// The next `n` records' offsets.
+pub async fn next_offsets(stream: &mut tonic::Streaming<SubscribeResponse>, n: usize) -> Vec<i64> {
+    let mut offsets = Vec::with_capacity(n);
+    for _ in 0..n {
+        offsets.push(next_record(stream).await.offset);
+    }
+    offsets
+}
+
+/// Waits for the next heartbeat and fails if a record comes first: with a short
+/// heartbeat interval this proves the server had nothing (more) to deliver.
+pub async fn expect_heartbeat(stream: &mut tonic::Streaming<SubscribeResponse>) -> Heartbeat {
+    match next_message(stream).await {
+        subscribe_response::Message::Heartbeat(h) => h,
+        subscribe_response::Message::Record(r) => {
+            panic!("expected a heartbeat, got record {}", r.offset)
+        }
+    }
+}
+
+/// Acks `offset` for `consumer` and returns the committed offset.
+pub async fn ack(client: &mut Client<Channel>, topic: &str, consumer: &str, offset: i64) -> i64 {
+    client
+        .ack(AckRequest {
+            topic: topic.to_owned(),
+            consumer: consumer.to_owned(),
+            offset,
+        })
+        .await
+        .expect("ack succeeds")
+        .into_inner()
+        .committed_offset
+}
+
+/// `n` events of type `t` with empty JSON payloads.
+pub fn events(t: &str, n: usize) -> Vec<Event> {
+    vec![event(t, "{}"); n]
+}
+
+/// A server whose idle streams heartbeat every 100 ms and whose consumer leases last 1 s.
+pub async fn quick_server() -> TestServer {
+    TestServer::start_with(quick).await
+}
+
+/// Short heartbeat and lease, for tests that wait on them.
+pub fn quick(c: &mut ServeConfig) {
+    c.subscriptions.heartbeat_interval = Duration::from_millis(100);
+    c.subscriptions.consumer_lease = Duration::from_secs(1);
+}
