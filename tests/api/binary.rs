@@ -1,47 +1,16 @@
 //! The `pulsebus` binary: its private PostgreSQL, graceful shutdown, crash restarts.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-
 use crate::helpers::process::{ServerProcess, serve_command};
 use crate::helpers::*;
 use nix::sys::signal::Signal;
-use pulsebus::embedded_pg::PgCluster;
 use tokio::process::Command;
-
-/// A data directory the test owns; stops its PostgreSQL whatever the test's outcome.
-struct DataDir(PathBuf);
-
-impl DataDir {
-    fn new() -> Self {
-        let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("serve-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&path).unwrap();
-        // The private PostgreSQL may run as another user (when tests run as root).
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Self(path)
-    }
-
-    fn postmaster_pid(&self) -> PathBuf {
-        self.0.join("postgres/data/postmaster.pid")
-    }
-}
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        if let Ok(cluster) = PgCluster::new(&self.0.join("postgres")) {
-            let _ = cluster.stop();
-        }
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Without DATABASE_URL, serve initialises and starts a private PostgreSQL, serves,
 /// and on SIGTERM stops it and exits 0.
 #[tokio::test]
 async fn serve_runs_a_private_postgres_and_stops_it_on_sigterm() {
     let dir = DataDir::new();
-    let server = ServerProcess::on_data_dir(&dir.0).await;
+    let server = ServerProcess::on_data_dir(dir.path()).await;
 
     let results = publish(
         &mut server.client().await,
@@ -54,7 +23,7 @@ async fn serve_runs_a_private_postgres_and_stops_it_on_sigterm() {
 
     assert_eq!(server.exit_code().await, Some(0));
     assert!(
-        !dir.postmaster_pid().exists(),
+        !dir.postmaster_pid_file().exists(),
         "the private PostgreSQL was left running"
     );
 }
@@ -63,10 +32,10 @@ async fn serve_runs_a_private_postgres_and_stops_it_on_sigterm() {
 #[tokio::test]
 async fn a_second_serve_on_the_same_data_dir_is_refused_clearly() {
     let dir = DataDir::new();
-    let first = ServerProcess::on_data_dir(&dir.0).await;
+    let first = ServerProcess::on_data_dir(dir.path()).await;
 
     let second = serve_command(&["--data-dir"])
-        .arg(&dir.0)
+        .arg(dir.path())
         .output()
         .await
         .unwrap();
@@ -86,7 +55,7 @@ async fn a_second_serve_on_the_same_data_dir_is_refused_clearly() {
 #[tokio::test]
 async fn after_sigkill_the_next_serve_adopts_the_orphaned_postgres() {
     let dir = DataDir::new();
-    let crashed = ServerProcess::on_data_dir(&dir.0).await;
+    let crashed = ServerProcess::on_data_dir(dir.path()).await;
     publish(
         &mut crashed.client().await,
         "lessons",
@@ -95,11 +64,11 @@ async fn after_sigkill_the_next_serve_adopts_the_orphaned_postgres() {
     .await;
     crashed.kill().await;
     assert!(
-        dir.postmaster_pid().exists(),
+        dir.postmaster_pid_file().exists(),
         "PostgreSQL should outlive a SIGKILLed server"
     );
 
-    let restarted = ServerProcess::on_data_dir(&dir.0).await;
+    let restarted = ServerProcess::on_data_dir(dir.path()).await;
 
     let records = read_all(&mut restarted.client().await, "lessons").await;
     assert_eq!(

@@ -1,43 +1,14 @@
 //! PostgreSQL stops and comes back: requests fail fast with UNAVAILABLE, health turns
 //! NOT_SERVING, and the server recovers without a restart, LISTEN connection included.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::helpers::*;
-use pulsebus::embedded_pg::{PgCluster, cluster_url};
+use pulsebus::embedded_pg::cluster_url;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-
-/// A PostgreSQL cluster of this test's own, so stopping it disturbs no other test.
-struct OwnCluster {
-    cluster: PgCluster,
-    root: PathBuf,
-}
-
-impl OwnCluster {
-    fn start() -> (Self, u16) {
-        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("outage-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&root).unwrap();
-        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let cluster = PgCluster::new(&root.join("pg"))
-            .unwrap()
-            .with_setting("fsync", "off");
-        let port = cluster.ensure_running().expect("cluster starts");
-        (Self { cluster, root }, port)
-    }
-}
-
-impl Drop for OwnCluster {
-    fn drop(&mut self) {
-        let _ = self.cluster.stop();
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
 
 /// Waits (bounded) until the health service's Watch stream reports `want`.
 async fn wait_for_health(server: &TestServer, want: ServingStatus) {
@@ -68,9 +39,14 @@ async fn wait_for_health(server: &TestServer, want: ServingStatus) {
 /// resumes after its ack, and a new event reaches it through the LISTEN connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_rides_out_a_postgres_restart() {
-    let (pg, port) = tokio::task::spawn_blocking(OwnCluster::start)
+    // A cluster of the test's own, so stopping it disturbs no other test.
+    let dir = DataDir::new();
+    let pg = dir.cluster().with_setting("fsync", "off");
+    let cluster = pg.clone();
+    let port = tokio::task::spawn_blocking(move || cluster.ensure_running())
         .await
-        .unwrap();
+        .unwrap()
+        .expect("the test's own cluster starts");
     pulsebus::db::create_database(&cluster_url(port, "postgres"), "outage")
         .await
         .unwrap();
@@ -85,7 +61,7 @@ async fn the_server_rides_out_a_postgres_restart() {
     assert_eq!(next_offsets(&mut stream, 2).await, [1, 2]);
     ack(&mut client, "t", "c", 2).await;
 
-    let cluster = pg.cluster.clone();
+    let cluster = pg.clone();
     tokio::task::spawn_blocking(move || cluster.stop())
         .await
         .unwrap()
@@ -118,7 +94,7 @@ async fn the_server_rides_out_a_postgres_restart() {
     );
     assert_eq!(ended.code(), Code::Unavailable, "{ended:?}");
 
-    let cluster = pg.cluster.clone();
+    let cluster = pg.clone();
     let back = tokio::task::spawn_blocking(move || cluster.ensure_running())
         .await
         .unwrap()

@@ -285,7 +285,10 @@ async fn grpcurl_subscribe_streams_json_records() {
     .await;
     let types = ["lesson.published", "quiz.submitted", "lesson.archived"];
     let mut client = server.client().await;
-    let events = types.iter().map(|t| crate::helpers::event(t, "{}")).collect();
+    let events = types
+        .iter()
+        .map(|t| crate::helpers::event(t, "{}"))
+        .collect();
     crate::helpers::publish(&mut client, "lessons", events).await;
 
     let messages = subscribe_for(

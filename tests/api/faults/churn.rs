@@ -6,9 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::helpers::faults_support::{
-    Proxy, Rng, live_leases, open_fds, sessions, settle, sql, threads,
-};
+use crate::helpers::probes::{Proxy, live_leases, open_fds, sessions, settle, sql, threads};
 use crate::helpers::process::ServerProcess;
 use crate::helpers::*;
 use tokio::sync::Mutex;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::helpers::faults_support::{DataDir, sql};
+use crate::helpers::probes::sql;
 use crate::helpers::process::ServerProcess;
 use crate::helpers::*;
 use nix::sys::signal::Signal;
@@ -333,13 +333,13 @@ async fn acknowledged_events_survive_a_sigkill_under_publish_load_exactly_once()
 async fn acknowledged_events_survive_a_sigkill_under_publish_load_exactly_once_with_the_embedded_postgres()
  {
     let dir = DataDir::new();
-    let first = ServerProcess::on_data_dir(&dir.0).await;
+    let first = ServerProcess::on_data_dir(dir.path()).await;
     let postmaster = dir.postmaster_pid();
 
     let restarted = kill_under_load(
         || dir.database_url(),
         first,
-        || ServerProcess::on_data_dir(&dir.0),
+        || ServerProcess::on_data_dir(dir.path()),
         // 1.25 x the default 10 s lease after the kill, plus the restart.
         Duration::from_secs(15),
     )

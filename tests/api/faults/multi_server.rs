@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::helpers::faults_support::{Rng, sql};
+use crate::helpers::probes::sql;
 use crate::helpers::*;
 use tokio::sync::watch;
 use tokio::task::JoinSet;

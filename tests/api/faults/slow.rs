@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::faults_support::{live_leases, settle, sql};
+use crate::helpers::probes::{live_leases, settle, sql};
 use crate::helpers::process::ServerProcess;
 use crate::helpers::*;
 use tokio::sync::watch;

@@ -16,8 +16,13 @@ use pulsebus::proto::pulsebus::v1 as pb;
 use pulsebus::proto::pulsebus::v1::event_bus_client::EventBusClient;
 use pulsebus::server::Server;
 
-pub mod faults_support;
+pub mod data_dir;
+pub mod probes;
 pub mod process;
+pub mod rng;
+
+pub use data_dir::DataDir;
+pub use rng::Rng;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;

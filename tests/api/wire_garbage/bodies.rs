@@ -11,27 +11,6 @@ use super::*;
 // Seeded pseudo-random bodies.
 // ---------------------------------------------------------------------------------
 
-/// SplitMix64: tiny, seeded, good enough to make bytes.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
-
 pub fn valid_publish() -> Vec<u8> {
     PublishRequest {
         topic: "garbage".into(),
@@ -77,7 +56,7 @@ pub fn tag_soup(rng: &mut Rng) -> Vec<u8> {
         let wire = rng.below(8) as u64;
         prost::encoding::encode_varint(field << 3 | wire, &mut out);
         match wire {
-            0 => prost::encoding::encode_varint(rng.next() >> rng.below(64), &mut out),
+            0 => prost::encoding::encode_varint(rng.next_u64() >> rng.below(64), &mut out),
             2 => {
                 let n = rng.below(40);
                 prost::encoding::encode_varint(n as u64 + rng.below(3) as u64, &mut out);

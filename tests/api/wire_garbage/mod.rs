@@ -50,7 +50,7 @@ async fn random_bodies_get_the_predicted_status_and_the_server_keeps_serving() {
     publish(&mut client, "garbage", vec![event("seed", "{}")]).await;
     let channel = server.channel().await;
     let (valid_pub, valid_sub) = (valid_publish(), valid_subscribe());
-    let mut rng = Rng(0x5EED_0F6A_7BA6_E5E5);
+    let mut rng = Rng::new(0x5EED_0F6A_7BA6_E5E5);
     let mut tally = std::collections::BTreeMap::<String, usize>::new();
     for i in 0..200 {
         let (path, valid) = if i % 2 == 0 {
@@ -338,7 +338,7 @@ async fn nul_in_a_text_field_is_invalid_argument_and_spares_concurrent_publishes
 async fn non_http2_bytes_close_the_connection_and_the_server_keeps_serving() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = TestServer::start().await;
-    let mut rng = Rng(0x0BAD_C0FF_EE00_0001);
+    let mut rng = Rng::new(0x0BAD_C0FF_EE00_0001);
     let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     for i in 0..20 {
         let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();

@@ -1,70 +1,14 @@
-//! Helpers shared by the fault-injection tests (`tests/faults_*.rs`): a private data
-//! directory, a TCP proxy whose connections can be cut, a seeded RNG, process figures
-//! and bounded waits on conditions only SQL can observe.
+//! What the fault-injection tests observe from outside a server: its database sessions
+//! and leases in SQL, its threads and file descriptors in /proc, and a TCP proxy whose
+//! connections can be cut.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use pulsebus::embedded_pg::{PgCluster, cluster_url};
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
-
-/// A data directory for a server's private PostgreSQL; stops that PostgreSQL (which a
-/// SIGKILLed server leaves running) and removes the directory whatever the outcome.
-pub struct DataDir(pub PathBuf);
-
-impl DataDir {
-    pub fn new() -> Self {
-        let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("faults-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&path).unwrap();
-        // The private PostgreSQL may run as another user (when tests run as root).
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Self(path)
-    }
-
-    fn postmaster_pid_file(&self) -> String {
-        std::fs::read_to_string(self.0.join("postgres/data/postmaster.pid"))
-            .expect("the private PostgreSQL is running")
-    }
-
-    /// The pid of the private PostgreSQL's postmaster (line 1 of postmaster.pid).
-    pub fn postmaster_pid(&self) -> u32 {
-        self.postmaster_pid_file()
-            .lines()
-            .next()
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    }
-
-    /// The URL of the `pulsebus` database in the private PostgreSQL (port: line 4).
-    pub fn database_url(&self) -> String {
-        let port: u16 = self
-            .postmaster_pid_file()
-            .lines()
-            .nth(3)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        cluster_url(port, "pulsebus")
-    }
-}
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        if let Ok(cluster) = PgCluster::new(&self.0.join("postgres")) {
-            let _ = cluster.stop();
-        }
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A small pool for the test's own SQL assertions (one connection: it shows up in
 /// `pg_stat_activity` as exactly one session).
@@ -163,40 +107,5 @@ impl Proxy {
     pub async fn cut(self) {
         self.task.abort();
         let _ = self.task.await;
-    }
-}
-
-/// xorshift64*: a tiny seeded generator, so a failing run can be replayed.
-pub struct Rng(u64);
-
-impl Rng {
-    /// Seeded from `FAULTS_SEED` when set, else at random; prints the seed.
-    pub fn from_env_or_random(test: &str) -> Self {
-        let seed = std::env::var("FAULTS_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| uuid::Uuid::new_v4().as_u128() as u64);
-        eprintln!("{test}: seed {seed} (replay the choices with FAULTS_SEED={seed})");
-        Self::new(seed)
-    }
-
-    pub fn new(seed: u64) -> Self {
-        Self(seed.max(1))
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `range` (small ranges; the modulo bias is irrelevant here).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    pub fn between(&mut self, low: usize, high_inclusive: usize) -> usize {
-        low + self.below(high_inclusive - low + 1)
     }
 }
