@@ -4,10 +4,14 @@
 //! local PostgreSQL binaries under `target/tmp/`, shared by every test process (the
 //! first one starts it; `scripts/test` stops it at the end). Each server gets its own
 //! `test_<uuid>` database, so tests run in parallel.
+//!
+//! With `TEST_LOG` set, the servers' logs go to the test's output: in-process servers
+//! through a tracing subscriber on the test writer ([`init_test_log`]), server processes
+//! by forwarding their stderr ([`process`]). `RUST_LOG` picks the level (default info).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Once, OnceLock};
 use std::time::Duration;
 
 use pulsebus::config::ServeConfig;
@@ -33,6 +37,31 @@ pub use pulsebus::proto::pulsebus::v1::event_bus_client::EventBusClient as Clien
 /// How long any wait in a test may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// Whether `TEST_LOG` asks for the servers' logs.
+pub fn test_log() -> bool {
+    std::env::var_os("TEST_LOG").is_some()
+}
+
+/// With `TEST_LOG` set, installs (once per process) a tracing subscriber that writes
+/// this process's log, the in-process servers' included, to the test's output, which
+/// the harness shows when the test fails (or always, with `--no-capture`).
+pub fn init_test_log() {
+    static INSTALLED: Once = Once::new();
+    if !test_log() {
+        return;
+    }
+    INSTALLED.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // Another subscriber (a test's own) may be in place already: keep it.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
 /// A running server and the database it owns.
 pub struct TestServer {
     /// Where the server listens.
@@ -56,6 +85,7 @@ impl TestServer {
 
     /// Starts another server on an existing database (a second replica).
     pub async fn start_on(database_url: String, adjust: impl FnOnce(&mut ServeConfig)) -> Self {
+        init_test_log();
         let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), database_url.clone());
         config.database.db_max_connections = 8;
         adjust(&mut config);
@@ -127,6 +157,7 @@ impl Drop for TestServer {
 
 /// Creates an empty `test_<uuid>` database and returns its URL.
 pub async fn fresh_database() -> String {
+    init_test_log();
     let cluster = cluster().await;
     let name = format!("test_{}", uuid::Uuid::new_v4().simple());
     pulsebus::db::create_database(&cluster.admin_url(), &name)

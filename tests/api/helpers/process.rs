@@ -1,5 +1,6 @@
 //! The real `pulsebus` binary as a child process, for tests that kill servers, restart
-//! them, or measure their memory.
+//! them, or measure their memory. With `TEST_LOG` set, each server's log (its stderr)
+//! is forwarded to the test's stderr, line by line, prefixed with its pid.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -10,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, Command};
 use tonic::transport::Channel;
 
-use super::{Client, WAIT};
+use super::{Client, WAIT, test_log};
 
 /// A running `pulsebus serve` and its (JSON) log.
 pub struct ServerProcess {
@@ -49,6 +50,7 @@ impl ServerProcess {
     }
 
     fn spawn(mut cmd: Command) -> Self {
+        super::init_test_log();
         let mut child = cmd.spawn().expect("the binary starts");
         let log = BufReader::new(child.stderr.take().unwrap()).lines();
         Self {
@@ -58,11 +60,21 @@ impl ServerProcess {
         }
     }
 
+    /// The next line of the server's log; forwarded to the test's stderr with TEST_LOG.
+    async fn next_log_line(log: &mut Lines<BufReader<ChildStderr>>, pid: u32) -> Option<String> {
+        let line = log.next_line().await.ok().flatten()?;
+        if test_log() {
+            eprintln!("[pulsebus {pid}] {line}");
+        }
+        Some(line)
+    }
+
     /// Waits for the "serving" log line and records the address it names.
     async fn serving(mut self) -> Self {
         let mut log = self.log.take().expect("the log is read once");
+        let pid = self.pid();
         let wait = async {
-            while let Some(line) = log.next_line().await.unwrap() {
+            while let Some(line) = Self::next_log_line(&mut log, pid).await {
                 let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
                     continue;
                 };
@@ -76,7 +88,7 @@ impl ServerProcess {
             .await
             .expect("the server starts in time");
         // Keep draining the log so the server never blocks on a full stderr pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
+        tokio::spawn(async move { while Self::next_log_line(&mut log, pid).await.is_some() {} });
         self
     }
 
