@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::helpers::probes::{Proxy, live_leases, open_fds, sessions, settle, sql, threads};
+use crate::helpers::probes::{Proxy, live_leases, open_fds, sessions, sql, threads};
 use crate::helpers::process::ServerProcess;
 use crate::helpers::*;
 use tokio::sync::Mutex;
@@ -21,13 +21,14 @@ const WORKERS: usize = 16;
 const IN_PROCESS_SUBSCRIPTIONS: usize = 600;
 /// The server's pool (`--db-max-connections`, default 16).
 const POOL: i64 = 16;
-/// A consumer whose lease leaked would stay taken for the lease (10 s by default, the
-/// flag used here): attaching within this bound proves nothing leaked.
-const ATTACH_BOUND: Duration = Duration::from_secs(3);
+/// The consumer lease: longer than any test, so a lease can only end by its server
+/// releasing it (as the task notices its client left), never by running out. A leaked
+/// lease then stays live for the rest of the test, where the checks see it.
+const LEASE: Duration = Duration::from_secs(3600);
 /// What the server's memory may keep after the churn (allocator slack).
 const RSS_GROWTH_BOUND_KIB: u64 = 32 * 1024;
-/// Leases are released by the server tasks as they notice their client left.
-const RELEASE_BOUND: Duration = Duration::from_secs(3);
+/// How often the conditions only SQL or /proc can observe are re-checked.
+const PROBE_EVERY: Duration = Duration::from_millis(50);
 
 /// How one Subscribe call is abandoned.
 #[derive(Debug, Clone, Copy)]
@@ -56,10 +57,10 @@ fn stored_events() -> Vec<Event> {
 }
 
 async fn connect(addr: SocketAddr) -> Client<Channel> {
-    let channel = Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
+    let endpoint = Endpoint::from_shared(format!("http://{addr}")).unwrap();
+    let channel = tokio::time::timeout(WAIT, endpoint.connect())
         .await
+        .expect("client connects in time")
         .expect("client connects");
     Client::new(channel)
 }
@@ -125,7 +126,8 @@ async fn churn_once(server: SocketAddr, client: &mut Client<Channel>, i: usize, 
     }
 }
 
-/// Runs `n` abandoned calls with `WORKERS` at a time; returns how long it took.
+/// Runs `n` abandoned calls with `WORKERS` at a time; returns how long it took. Every
+/// step of a call is bounded by [`WAIT`], so a hung call fails the test.
 async fn churn(server: SocketAddr, n: usize, seed_from: &mut Rng) -> Duration {
     let started = Instant::now();
     let next = Arc::new(Mutex::new(0..n));
@@ -143,40 +145,52 @@ async fn churn(server: SocketAddr, n: usize, seed_from: &mut Rng) -> Duration {
             }
         });
     }
-    tokio::time::timeout(Duration::from_secs(60), workers.join_all())
-        .await
-        .expect("the churn ends in time");
+    workers.join_all().await;
     started.elapsed()
 }
 
-/// The shared consumer is attachable at once: a new subscriber gets a record (not only
-/// heartbeats) within [`ATTACH_BOUND`]. Returns the open stream and how long it took.
+/// Waits until no lease is live: with [`LEASE`] longer than the test, only releases
+/// end leases, so a lease still live after [`WAIT`] leaked. Returns how long it took.
+async fn every_lease_released(db: &sqlx::PgPool) -> Duration {
+    let (leases, took) = settle(PROBE_EVERY, || live_leases(db), Vec::is_empty).await;
+    assert!(leases.is_empty(), "leaked leases: {leases:?}");
+    took
+}
+
+/// The shared consumer is attachable again: a new subscriber gets its first record
+/// (not only heartbeats), and its lease is then the only live one. Returns the open
+/// stream and how long the record took to come.
 async fn attach_again(
     client: &mut Client<Channel>,
+    db: &sqlx::PgPool,
 ) -> (tonic::Streaming<SubscribeResponse>, Duration) {
     let started = Instant::now();
     let mut stream = subscribe(client, sub_req(TOPIC, SHARED)).await;
-    let record = tokio::time::timeout(ATTACH_BOUND, next_record(&mut stream))
-        .await
-        .unwrap_or_else(|_| {
-            panic!("the shared consumer was not attachable within {ATTACH_BOUND:?}: a lease leaked")
-        });
+    let record = next_record(&mut stream).await;
+    let took = started.elapsed();
     assert_eq!(record.offset, 1, "nothing was ever acked");
-    (stream, started.elapsed())
+    assert_eq!(
+        live_leases(db).await,
+        [format!("{TOPIC}/{SHARED}")],
+        "the new subscriber holds the only live lease"
+    );
+    (stream, took)
 }
 
 /// 2000 Subscribe calls (ephemeral, one shared durable consumer, consumers of their
 /// own) abandoned before the reply, at once, after a record, by dropping the channel or
-/// by cutting the TCP connection, 16 at a time, against a server process: afterwards the
-/// shared consumer is attachable at once, the only live lease is the new subscriber's,
-/// the server holds no more database sessions than its pool, and its threads, file
-/// descriptors and memory are back near where they started.
+/// by cutting the TCP connection, 16 at a time, against a server process: afterwards
+/// every lease is released (with a 1 h lease, none can have run out instead), the
+/// shared consumer is attachable again and its new subscriber holds the only live
+/// lease, the server holds no more database sessions than its pool, and its threads,
+/// file descriptors and memory are back near where they started.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_cancelled_subscriptions_leak_nothing() {
     let db_url = fresh_database().await;
+    let lease = format!("{}s", LEASE.as_secs());
     let server = ServerProcess::on_database(
         &db_url,
-        &["--heartbeat-interval", "100ms", "--consumer-lease", "10s"],
+        &["--heartbeat-interval", "100ms", "--consumer-lease", &lease],
     )
     .await;
     let addr: SocketAddr = server.addr.parse().unwrap();
@@ -192,17 +206,10 @@ async fn thousands_of_cancelled_subscriptions_leak_nothing() {
 
     let took = churn(addr, SUBSCRIPTIONS, &mut rng).await;
     let (rss_peak, threads_peak) = (server.rss_kib(), threads(server.pid()));
-    let (mut stream, attach_took) = attach_again(&mut client).await;
-    let (leases, release_took) = settle(
-        RELEASE_BOUND,
-        Duration::from_millis(50),
-        || live_leases(&db),
-        |leases| leases.len() <= 1,
-    )
-    .await;
+    let release_took = every_lease_released(&db).await;
+    let (mut stream, attach_took) = attach_again(&mut client, &db).await;
     let (fds_after, fds_took) = settle(
-        RELEASE_BOUND,
-        Duration::from_millis(50),
+        PROBE_EVERY,
         || async { open_fds(server.pid()) },
         |fds| *fds <= fds_before + POOL as usize + 4,
     )
@@ -212,13 +219,12 @@ async fn thousands_of_cancelled_subscriptions_leak_nothing() {
 
     eprintln!("{SUBSCRIPTIONS} cancelled subscriptions in {took:?} ({WORKERS} at a time)");
     eprintln!(
-        "shared consumer attached again in {attach_took:?}; live leases {leases:?} (settled in {release_took:?})"
+        "every lease released {release_took:?} after the churn; shared consumer's first record {attach_took:?} after subscribing again"
     );
     eprintln!("database sessions {db_sessions} (pool {POOL} + the test's own)");
     eprintln!(
         "server RSS {rss_before} KiB before, {rss_peak} KiB right after the churn, {rss_after} KiB at the end; threads {threads_before} -> {threads_peak} -> {threads_after}; fds {fds_before} -> {fds_after} (settled in {fds_took:?})"
     );
-    assert_eq!(leases, [format!("{TOPIC}/{SHARED}")], "leaked leases");
     assert!(db_sessions <= POOL + 2, "{db_sessions} sessions");
     assert!(
         fds_after <= fds_before + POOL as usize + 4,
@@ -239,13 +245,15 @@ async fn thousands_of_cancelled_subscriptions_leak_nothing() {
 }
 
 /// The same churn (600 calls: the server shares the test's CPU) against an in-process
-/// server, whose tasks the test can count: the shared consumer is attachable at once,
-/// its lease is the only live one, and once that last stream is closed too the runtime
-/// is back to the tasks it had before, so no subscription task outlived its stream.
+/// server, whose tasks the test can count: every lease is released (1 h lease), the
+/// shared consumer is attachable again with the only live lease, and once that last
+/// stream is closed too the runtime is back to the tasks it had before, so no
+/// subscription task outlived its stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_subscriptions_leave_no_task_behind_in_process() {
     let server = TestServer::start_with(|c| {
         c.subscriptions.heartbeat_interval = Duration::from_millis(100);
+        c.subscriptions.consumer_lease = LEASE;
     })
     .await;
     let mut client = server.client().await;
@@ -257,33 +265,25 @@ async fn cancelled_subscriptions_leave_no_task_behind_in_process() {
 
     let took = churn(server.addr, IN_PROCESS_SUBSCRIPTIONS, &mut rng).await;
     let tasks_peak = metrics.num_alive_tasks();
-    let (stream, attach_took) = attach_again(&mut client).await;
+    let release_took = every_lease_released(&db).await;
+    let (stream, attach_took) = attach_again(&mut client, &db).await;
     let tasks_attached = metrics.num_alive_tasks();
-    let (leases, _) = settle(
-        RELEASE_BOUND,
-        Duration::from_millis(50),
-        || live_leases(&db),
-        |leases| leases.len() <= 1,
-    )
-    .await;
     drop(stream);
     let (tasks_after, tasks_took) = settle(
-        RELEASE_BOUND,
-        Duration::from_millis(50),
+        PROBE_EVERY,
         || async { metrics.num_alive_tasks() },
         |&n| n <= tasks_before,
     )
     .await;
 
     eprintln!(
-        "{IN_PROCESS_SUBSCRIPTIONS} cancelled subscriptions in {took:?}; shared consumer attached again in {attach_took:?}"
+        "{IN_PROCESS_SUBSCRIPTIONS} cancelled subscriptions in {took:?}; every lease released {release_took:?} after; shared consumer's first record {attach_took:?} after subscribing again"
     );
     eprintln!(
-        "runtime tasks {tasks_before} before, {tasks_peak} right after the churn, {tasks_attached} with the consumer attached again, {tasks_after} once it left (settled in {tasks_took:?}); live leases {leases:?}"
+        "runtime tasks {tasks_before} before, {tasks_peak} right after the churn, {tasks_attached} with the consumer attached again, {tasks_after} once it left (settled in {tasks_took:?})"
     );
     assert!(
         tasks_after <= tasks_before,
         "tasks leaked: {tasks_before} -> {tasks_after}"
     );
-    assert_eq!(leases, [format!("{TOPIC}/{SHARED}")], "leaked leases");
 }

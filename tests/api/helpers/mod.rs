@@ -9,10 +9,11 @@
 //! through a tracing subscriber on the test writer ([`init_test_log`]), server processes
 //! by forwarding their stderr ([`process`]). `RUST_LOG` picks the level (default info).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Once, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pulsebus::config::ServeConfig;
 use pulsebus::embedded_pg::{PgCluster, cluster_url};
@@ -36,6 +37,30 @@ pub use pulsebus::proto::pulsebus::v1::event_bus_client::EventBusClient as Clien
 
 /// How long any wait in a test may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Re-evaluates `probe` every `every` until `done` accepts its value, for at most
+/// [`WAIT`]; returns the last value (for the caller to assert on) and how long it took
+/// (to print). For conditions that only a query can observe, with no event to await.
+/// The bound only makes a hung test fail; it is not a performance bound.
+pub async fn settle<T, F, Fut>(
+    every: Duration,
+    mut probe: F,
+    done: impl Fn(&T) -> bool,
+) -> (T, Duration)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let value = probe().await;
+        if done(&value) || started.elapsed() >= WAIT {
+            return (value, started.elapsed());
+        }
+    }
+}
 
 /// Whether `TEST_LOG` asks for the servers' logs.
 pub fn test_log() -> bool {
@@ -243,18 +268,20 @@ pub fn event(event_type: &str, json: &str) -> Event {
     }
 }
 
-/// Publishes `events` to `topic` and returns the results (panics on error).
+/// Publishes `events` to `topic` and returns the results (panics on error, or if no
+/// answer comes within [`WAIT`]).
 pub async fn publish(
     client: &mut EventBusClient<Channel>,
     topic: &str,
     events: Vec<Event>,
 ) -> Vec<PublishResult> {
-    client
-        .publish(PublishRequest {
-            topic: topic.to_owned(),
-            events,
-        })
+    let request = client.publish(PublishRequest {
+        topic: topic.to_owned(),
+        events,
+    });
+    tokio::time::timeout(WAIT, request)
         .await
+        .expect("publish answers in time")
         .expect("publish succeeds")
         .into_inner()
         .results
@@ -291,14 +318,14 @@ pub fn sub_req(topic: &str, consumer: &str) -> SubscribeRequest {
     }
 }
 
-/// Opens a subscription (panics on error).
+/// Opens a subscription (panics on error, or if it is not open within [`WAIT`]).
 pub async fn subscribe(
     client: &mut Client<Channel>,
     req: SubscribeRequest,
 ) -> tonic::Streaming<SubscribeResponse> {
-    client
-        .subscribe(req)
+    tokio::time::timeout(WAIT, client.subscribe(req))
         .await
+        .expect("subscribe answers in time")
         .expect("subscribe succeeds")
         .into_inner()
 }
@@ -351,15 +378,16 @@ pub async fn expect_heartbeat(stream: &mut tonic::Streaming<SubscribeResponse>) 
     }
 }
 
-/// Acks `offset` for `consumer` and returns the committed offset.
+/// Acks `offset` for `consumer` and returns the committed offset (within [`WAIT`]).
 pub async fn ack(client: &mut Client<Channel>, topic: &str, consumer: &str, offset: i64) -> i64 {
-    client
-        .ack(AckRequest {
-            topic: topic.to_owned(),
-            consumer: consumer.to_owned(),
-            offset,
-        })
+    let request = client.ack(AckRequest {
+        topic: topic.to_owned(),
+        consumer: consumer.to_owned(),
+        offset,
+    });
+    tokio::time::timeout(WAIT, request)
         .await
+        .expect("ack answers in time")
         .expect("ack succeeds")
         .into_inner()
         .committed_offset

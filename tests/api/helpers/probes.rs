@@ -2,9 +2,7 @@
 //! and leases in SQL, its threads and file descriptors in /proc, and a TCP proxy whose
 //! connections can be cut.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::{TcpListener, TcpStream};
@@ -37,30 +35,6 @@ pub async fn live_leases(pool: &sqlx::PgPool) -> Vec<String> {
     .fetch_all(pool)
     .await
     .unwrap()
-}
-
-/// Re-evaluates `probe` every `every` until `done` accepts its value or `bound` passed;
-/// returns the last value and how long it took. For conditions that only a query can
-/// observe (no event to wait on); the loop is bounded in time.
-pub async fn settle<T, F, Fut>(
-    bound: Duration,
-    every: Duration,
-    mut probe: F,
-    done: impl Fn(&T) -> bool,
-) -> (T, Duration)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = T>,
-{
-    let started = Instant::now();
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tick.tick().await;
-        let value = probe().await;
-        if done(&value) || started.elapsed() >= bound {
-            return (value, started.elapsed());
-        }
-    }
 }
 
 /// Threads of process `pid`.
