@@ -233,28 +233,61 @@ async fn cluster() -> TestCluster {
     if let Some(port) = CLUSTER.get() {
         return TestCluster::Local(*port);
     }
-    let port = tokio::task::spawn_blocking(|| {
-        *CLUSTER.get_or_init(|| {
-            test_cluster()
-                .ensure_running()
-                .expect("the test PostgreSQL cluster starts")
-        })
-    })
-    .await
-    .unwrap();
+    let port = tokio::task::spawn_blocking(|| *CLUSTER.get_or_init(start_test_cluster))
+        .await
+        .unwrap();
     TestCluster::Local(port)
 }
 
-/// The shared test cluster: durability settings off (tests never crash PostgreSQL
-/// itself) and room for many parallel test servers.
-pub fn test_cluster() -> PgCluster {
+/// The shared test cluster's settings: durability off (tests never crash PostgreSQL
+/// itself), room for many parallel test servers, and `pg_stat_statements`, with which
+/// tests count the statements a server ran in their database (see
+/// [`probes::statements`]; room for the entries of every test database of a run).
+const TEST_CLUSTER_SETTINGS: [(&str, &str); 7] = [
+    ("fsync", "off"),
+    ("synchronous_commit", "off"),
+    ("full_page_writes", "off"),
+    ("max_connections", "500"),
+    ("shared_preload_libraries", "pg_stat_statements"),
+    ("pg_stat_statements.max", "50000"),
+    ("pg_stat_statements.track_utility", "off"),
+];
+
+/// Starts the shared test cluster, or adopts the one running; returns its port.
+///
+/// A cluster left running by an earlier run may have been started with other settings
+/// (say, before pg_stat_statements was among them): it is then restarted with these.
+/// Test processes take turns here (a file lock), so the first one to start does that
+/// before any other uses the cluster.
+fn start_test_cluster() -> u16 {
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pulsebus-test-pg");
-    PgCluster::new(&root)
-        .expect("PostgreSQL binaries are installed")
-        .with_setting("fsync", "off")
-        .with_setting("synchronous_commit", "off")
-        .with_setting("full_page_writes", "off")
-        .with_setting("max_connections", "500")
+    std::fs::create_dir_all(&root).unwrap();
+    let lock = std::fs::File::create(root.join("tests.lock")).unwrap();
+    lock.lock().expect("the test cluster's lock");
+    let cluster = TEST_CLUSTER_SETTINGS
+        .iter()
+        .fold(PgCluster::new(&root), |cluster, (name, value)| {
+            cluster.map(|c| c.with_setting(name, value))
+        })
+        .expect("PostgreSQL binaries are installed");
+    let port = cluster
+        .ensure_running()
+        .expect("the test PostgreSQL cluster starts");
+    // What the running postmaster was started with: `"-c" "name=value"` per setting.
+    let opts =
+        std::fs::read_to_string(cluster.data_dir().join("postmaster.opts")).unwrap_or_default();
+    let stale = TEST_CLUSTER_SETTINGS
+        .iter()
+        .any(|(name, value)| !opts.contains(&format!("\"{name}={value}\"")));
+    if !stale {
+        return port;
+    }
+    cluster
+        .stop()
+        .expect("the test cluster with old settings stops");
+    cluster
+        .ensure_running()
+        .expect("the test PostgreSQL cluster starts again with the current settings")
 }
 
 /// An event with just a type and a JSON payload; tests fill in the rest.

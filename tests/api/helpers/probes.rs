@@ -3,6 +3,7 @@
 //! connections can be cut.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::{TcpListener, TcpStream};
@@ -82,4 +83,52 @@ impl Proxy {
         self.task.abort();
         let _ = self.task.await;
     }
+}
+
+/// What pg_stat_statements counted for the statements of this database whose text
+/// contains `fragment`: (executions, rows), summed. Each count is taken when the
+/// statement ends, before its result reaches the client, so after an awaited call it
+/// is already there. Needs the extension in the database ([`track_statements`]) and
+/// the library preloaded (the test cluster does that; with `DATABASE_URL`, preload it
+/// in that server).
+pub async fn statements(pool: &sqlx::PgPool, fragment: &str) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT coalesce(sum(calls), 0)::int8, coalesce(sum(rows), 0)::int8
+         FROM pg_stat_statements
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND query LIKE '%' || $1 || '%'",
+    )
+    .bind(fragment)
+    .fetch_one(pool)
+    .await
+    .expect("pg_stat_statements is readable (preloaded, and the extension created)")
+}
+
+/// Creates the pg_stat_statements extension in this database (the view lives in it).
+pub async fn track_statements(pool: &sqlx::PgPool) {
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(pool)
+        .await
+        .expect("the pg_stat_statements extension is available");
+}
+
+/// Waits until a session of this database waits for a lock while running a statement
+/// whose text contains `fragment` (at most [`WAIT`](super::WAIT); fails if none does).
+pub async fn wait_for_blocked_statement(pool: &sqlx::PgPool, fragment: &str) {
+    let waiting = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'
+               AND query LIKE '%' || $1 || '%'",
+        )
+        .bind(fragment)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    };
+    let (waiting, _) = super::settle(Duration::from_millis(10), waiting, |&n| n > 0).await;
+    assert!(
+        waiting > 0,
+        "no statement containing {fragment:?} waited for a lock"
+    );
 }
