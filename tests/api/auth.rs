@@ -147,7 +147,7 @@ async fn tokens_may_only_do_what_their_patterns_allow() {
 
 /// Deleting consumers takes admin; ListTopics shows each token only its topics.
 #[tokio::test]
-async fn admin_rights_and_topic_visibility() {
+async fn deleting_consumers_takes_admin_and_list_topics_shows_each_token_only_its_topics() {
     let (server, _dir) = secured().await;
     let mut client = server.client().await;
     publish_as(&mut client, Some("admin-token"), "lessons.math")

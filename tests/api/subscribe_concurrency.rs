@@ -71,8 +71,9 @@ async fn a_subscriber_on_one_server_receives_what_others_publish() {
     publishers.join_all().await;
 }
 
-/// Only-A publishing still wakes a subscriber on B promptly (no polling needed): the
-/// record arrives well before B's heartbeat-driven re-check would find it.
+/// Publishing through A wakes a subscriber on B by notification alone: B's heartbeat
+/// (its only re-check of the head) is 1 h, so nothing else can deliver the record
+/// within the test.
 #[tokio::test]
 async fn notifications_wake_subscribers_on_other_servers() {
     let slow_recheck = |c: &mut pulsebus::config::ServeConfig| {
