@@ -89,8 +89,9 @@ async fn a_python_grpcio_client_publishes_reads_and_gets_field_errors() {
 /// A Python durable consumer (`client.py --scenario consumer`) reads 1..5, acks 5 and
 /// cancels its stream; subscribing again under the same name resumes at 6 (the standby
 /// takes over once the lease is released); after acking 10 the idle stream heartbeats
-/// with committed 10 and head 10, and ListConsumers shows committed 10, lag 0. An Ack without a consumer is FAILED_PRECONDITION. The committed
-/// offset is in the consumers table.
+/// with committed 10 and head 10, and ListConsumers shows committed 10, lag 0. An Ack
+/// without a consumer is FAILED_PRECONDITION. The committed offset is in the consumers
+/// table.
 #[tokio::test]
 async fn a_python_durable_consumer_acks_reconnects_and_resumes() {
     let server = TestServer::start_with(|c| {

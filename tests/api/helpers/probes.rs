@@ -1,6 +1,6 @@
-//! What the fault-injection tests observe from outside a server: its database sessions
-//! and leases in SQL, its threads and file descriptors in /proc, and a TCP proxy whose
-//! connections can be cut.
+//! What tests observe from outside a server: its database sessions, leases and
+//! statements (pg_stat_activity, pg_stat_statements) in SQL, its threads and file
+//! descriptors in /proc, and a TCP proxy whose connections can be cut.
 
 use std::net::SocketAddr;
 use std::time::Duration;
