@@ -1,0 +1,31 @@
+//! The integration tests of pulsebus, in one binary (one link instead of one per
+//! file): real servers on 127.0.0.1:0, each over a fresh database of one shared
+//! throwaway PostgreSQL cluster (see `helpers`). One module per behaviour area.
+
+mod helpers;
+
+mod auth;
+mod binary;
+mod cli_client;
+mod consumers;
+mod e2e;
+mod error_details;
+mod faults;
+mod first_run;
+mod flow_control;
+mod idempotency;
+mod limits;
+mod offsets;
+mod outage;
+mod pagination;
+mod payloads;
+mod publish;
+mod read;
+mod stream_states;
+mod subscribe_concurrency;
+mod subscribe_tail;
+mod takeover;
+mod tls;
+mod validation;
+mod validation_props;
+mod wire_garbage;
