@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
-use tokio::time::Instant;
 
 use crate::config::{DatabaseConfig, redact_url};
 
@@ -97,30 +97,38 @@ pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT 1").execute(pool).await.map(drop)
 }
 
-/// One connection, retried like the pool does (while the server refuses or is starting
-/// up) until `timeout`, keeping the last error to report.
+/// One connection, retried with exponential back-off (backon) while the server refuses
+/// or is starting up, for about `timeout` in all; a non-retryable error fails at once.
 async fn first_connection(url: &str, timeout: Duration) -> Result<PgConnection, DbError> {
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(10);
-    let mut last = None;
-    loop {
-        let error = match tokio::time::timeout_at(deadline, PgConnection::connect(url)).await {
-            Ok(Ok(conn)) => return Ok(conn),
-            Ok(Err(e)) if worth_retrying(&e) => e,
-            Ok(Err(source)) => {
-                return Err(DbError::Connect {
-                    url: redact_url(url),
-                    source,
-                });
-            }
-            Err(_elapsed) => return Err(gave_up(url, timeout, last)),
-        };
-        if Instant::now() + pause >= deadline {
-            return Err(gave_up(url, timeout, Some(error)));
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(10))
+        .with_max_delay(MAX_RETRY_PAUSE)
+        .without_max_times()
+        .with_total_delay(Some(timeout))
+        .with_jitter();
+    let attempt = || async {
+        match tokio::time::timeout(timeout, PgConnection::connect(url)).await {
+            Ok(result) => result.map_err(Some),
+            Err(_elapsed) => Err(None),
         }
-        last = Some(error);
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(MAX_RETRY_PAUSE);
+    };
+    let result = attempt
+        .retry(backoff)
+        .when(|e: &Option<sqlx::Error>| e.as_ref().is_some_and(worth_retrying))
+        .await;
+    let url = redact_url(url);
+    match result {
+        Ok(conn) => Ok(conn),
+        Err(None) => Err(DbError::NoAnswer {
+            url,
+            waited: timeout,
+        }),
+        Err(Some(source)) if worth_retrying(&source) => Err(DbError::GaveUp {
+            url,
+            waited: timeout,
+            source,
+        }),
+        Err(Some(source)) => Err(DbError::Connect { url, source }),
     }
 }
 
@@ -131,18 +139,6 @@ fn worth_retrying(error: &sqlx::Error) -> bool {
         // too_many_connections, cannot_connect_now (starting up)
         sqlx::Error::Database(e) => matches!(e.code().as_deref(), Some("53300" | "57P03")),
         _ => false,
-    }
-}
-
-fn gave_up(url: &str, waited: Duration, last: Option<sqlx::Error>) -> DbError {
-    let url = redact_url(url);
-    match last {
-        Some(source) => DbError::GaveUp {
-            url,
-            waited,
-            source,
-        },
-        None => DbError::NoAnswer { url, waited },
     }
 }
 

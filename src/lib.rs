@@ -2,18 +2,33 @@
 //!
 //! # Layout
 //! In the order data flows, from the wire to PostgreSQL:
-//! - [`server`]: builds the gRPC server (EventBus, health, reflection) and runs it until shutdown.
+//! - [`cli`]: the `pulsebus` command line: `serve.rs` launches the server (serve,
+//!   migrate, hash-token); `client/` holds the client commands, one file each.
+//! - [`server`]: builds the gRPC server (EventBus, health, reflection) and runs it until
+//!   shutdown, all of it within one `--shutdown-timeout`.
 //! - [`auth`]: bearer tokens and per-topic permissions, checked on every EventBus call.
-//! - [`grpc`]: the EventBus service: validates requests and converts to and from the wire.
-//! - [`error`]: every layer's errors mapped to a `tonic::Status` in one place.
-//! - [`subscribe`]: the subscription engine: streams, acks, seeks, consumer leases, doorbells.
-//! - [`log`]: the event log on PostgreSQL: appends with gapless offsets, reads, topics.
-//! - [`group`]: group commit: concurrent writes for one key share one transaction.
+//! - [`grpc`]: the EventBus service, one small function per RPC; `validate/` turns
+//!   requests into domain types (publish, subscribe and read side by side, payloads of
+//!   known protobuf types decoded), `wire.rs` is Subscribe's shared-encoding codec,
+//!   `paging.rs` the List RPCs' page tokens, `convert.rs` the replies.
+//! - [`error`]: every layer's errors mapped to a `tonic::Status` (with google.rpc
+//!   details) in one place.
+//! - [`subscribe`]: the subscription engine: `subscription.rs` is the loop every stream
+//!   runs, `mode/` what differs per mode (ephemeral, exclusive), `tail/` what this
+//!   process knows of recent commits (heads, the window of recent records, their shared
+//!   encodings, the periodic head refresh); acks, consumer doorbells, the NOTIFY
+//!   listener, subscription caps, start positions.
+//! - [`log`]: storage on PostgreSQL: appends with gapless offsets (group commit), reads,
+//!   topics, durable consumers and their leases, the NOTIFY doorbells; it announces
+//!   each commit to a [`log::CommitSink`].
+//! - [`group`]: group commit: concurrent writes for one key share one transaction; a
+//!   panicking flush fails only its own callers.
+//! - [`tasks`]: the one cancellation tree every background task runs in.
 //! - [`db`]: connecting to PostgreSQL and applying the migrations in `migrations/`.
 //! - [`embedded_pg`]: the private PostgreSQL used when no `DATABASE_URL` is given.
-//! - [`cli`]: the `pulsebus` command line (serve, migrate).
-//! - [`config`]: command-line flags and environment variables.
-//! - [`proto`]: code generated from `proto/`, and its descriptor set for reflection.
+//! - [`config`]: command-line flags and environment variables, each default once.
+//! - [`proto`]: code generated from `proto/`, and its descriptor set for reflection and
+//!   payload validation.
 
 pub mod auth;
 pub mod cli;

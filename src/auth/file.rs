@@ -5,7 +5,7 @@
 //! [[token]]
 //! name = "lesson-service"
 //! sha256 = "<64 hex digits>"
-//! publish = ["lessons.*"]
+//! publish = ["lessons", "lessons.*"]
 //! subscribe = []
 //!
 //! [[token]]

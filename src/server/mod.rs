@@ -243,6 +243,7 @@ async fn probe_health(pool: PgPool, reporter: HealthReporter, token: Cancellatio
     let mut last = None;
     loop {
         tokio::select! {
+            biased;
             _ = token.cancelled() => break,
             _ = tick.tick() => {}
         }
@@ -258,12 +259,15 @@ async fn probe_health(pool: PgPool, reporter: HealthReporter, token: Cancellatio
             tracing::info!(database_up = up, "health changed");
             last = Some(up);
         }
-        reporter.set_service_status("", status).await;
-        reporter
-            .set_service_status("pulsebus.v1.EventBus", status)
-            .await;
+        set_health(&reporter, status).await;
     }
-    reporter
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
+    // Draining: load balancers should stop sending new calls here.
+    set_health(&reporter, ServingStatus::NotServing).await;
+}
+
+/// Sets the server's overall status and the EventBus service's.
+async fn set_health(reporter: &HealthReporter, status: tonic_health::ServingStatus) {
+    for service in ["", "pulsebus.v1.EventBus"] {
+        reporter.set_service_status(service, status).await;
+    }
 }

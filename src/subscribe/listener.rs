@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use sqlx::postgres::{PgListener, PgNotification};
 use tokio_util::sync::CancellationToken;
 
@@ -13,19 +14,34 @@ use super::signals::Signals;
 use super::tail::Tail;
 use crate::log::{CHANNELS, EventLog, Notice, parse_notice};
 
-/// Pause between attempts while the database is unreachable.
-const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+/// Pauses between attempts while the database is unreachable: from 100 ms, doubling
+/// up to this, with jitter so replicas do not reconnect in step.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
+
+fn reconnect_delays() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(MAX_RECONNECT_DELAY)
+        .without_max_times()
+        .with_jitter()
+        .build()
+}
 
 /// Runs until `token` is cancelled, reconnecting as needed.
 pub async fn run(log: EventLog, tail: Arc<Tail>, signals: Arc<Signals>, token: CancellationToken) {
+    let mut delays = reconnect_delays();
     while !token.is_cancelled() {
         match listen(&log).await {
-            Ok(listener) => serve(listener, &tail, &signals, &token).await,
+            Ok(listener) => {
+                delays = reconnect_delays();
+                serve(listener, &tail, &signals, &token).await;
+            }
             Err(e) => tracing::warn!(error = %e, "cannot LISTEN for notifications; retrying"),
         }
+        let delay = delays.next().unwrap_or(MAX_RECONNECT_DELAY);
         tokio::select! {
             _ = token.cancelled() => {}
-            _ = tokio::time::sleep(RECONNECT_DELAY) => {}
+            _ = tokio::time::sleep(delay) => {}
         }
     }
 }

@@ -15,6 +15,7 @@ mod signals;
 mod slots;
 mod start;
 mod stream;
+mod subscription;
 pub mod tail;
 
 pub use error::SubscribeError;
@@ -30,7 +31,8 @@ use self::acks::AckCoalescer;
 use self::mode::{Ephemeral, Exclusive, Mode};
 use self::signals::Signals;
 use self::slots::Slots;
-use self::stream::{Stream, Subscription};
+use self::stream::Stream;
+use self::subscription::Subscription;
 use self::tail::{SharedRecord, Tail};
 use crate::config::SubscriptionConfig;
 use crate::log::{ConsumerInfo, Deleted, EventLog, LogError, Position};
