@@ -23,6 +23,7 @@ mod defaults {
     pub const MAX_SUBSCRIPTIONS: usize = 10_000;
     pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 1_000;
     pub const SHUTDOWN_TIMEOUT: &str = "10s";
+    pub const MAX_UNSETTLED: i64 = 10_000;
     /// Records read per catch-up page (not a flag).
     pub const PAGE_SIZE: usize = 500;
     /// Bytes (about) read per catch-up page (not a flag).
@@ -174,6 +175,12 @@ pub struct SubscriptionConfig {
     #[arg(long, env = "PULSEBUS_CONSUMER_LEASE", default_value = defaults::CONSUMER_LEASE, value_parser = humantime::parse_duration)]
     pub consumer_lease: Duration,
 
+    /// Shared consumers: most records between a consumer's committed offset (its oldest
+    /// unsettled record) and its newest delivery. This bounds each consumer's rows in
+    /// PostgreSQL; at the limit nothing new is delivered until the oldest settles.
+    #[arg(long, env = "PULSEBUS_MAX_UNSETTLED", default_value_t = defaults::MAX_UNSETTLED)]
+    pub max_unsettled: i64,
+
     /// Records read per catch-up page.
     #[arg(skip = defaults::PAGE_SIZE)]
     pub page_size: usize,
@@ -194,6 +201,7 @@ impl Default for SubscriptionConfig {
             consumer_lease: duration(defaults::CONSUMER_LEASE),
             max_subscriptions: defaults::MAX_SUBSCRIPTIONS,
             max_subscriptions_per_connection: defaults::MAX_SUBSCRIPTIONS_PER_CONNECTION,
+            max_unsettled: defaults::MAX_UNSETTLED,
             page_size: defaults::PAGE_SIZE,
             page_bytes: defaults::PAGE_BYTES,
             channel_capacity: defaults::CHANNEL_CAPACITY,

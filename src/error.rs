@@ -183,6 +183,51 @@ fn subscribe_status(err: SubscribeError, message: String) -> Mapped {
                 info("TOO_MANY_SUBSCRIPTIONS", meta),
             )
         }
+        E::ModeMismatch {
+            topic,
+            consumer,
+            stored,
+            requested,
+        } => {
+            let meta = [
+                ("topic", topic),
+                ("consumer", consumer),
+                ("mode", stored.name().to_owned()),
+                ("requested", requested.name().to_owned()),
+            ];
+            (Code::FailedPrecondition, info("MODE_MISMATCH", meta))
+        }
+        E::NotShared {
+            topic, consumer, ..
+        } => (
+            Code::FailedPrecondition,
+            info("NOT_SHARED", [("topic", topic), ("consumer", consumer)]),
+        ),
+        E::CumulativeAckOnShared {
+            topic, consumer, ..
+        } => (
+            Code::FailedPrecondition,
+            info(
+                "CUMULATIVE_ACK_ON_SHARED",
+                [("topic", topic), ("consumer", consumer)],
+            ),
+        ),
+        E::TypesOnShared { topic, consumer } => (
+            Code::FailedPrecondition,
+            info(
+                "TYPES_ON_SHARED",
+                [("topic", topic), ("consumer", consumer)],
+            ),
+        ),
+        E::RecordsInFlight {
+            topic, consumer, ..
+        } => (
+            Code::FailedPrecondition,
+            info(
+                "RECORDS_IN_FLIGHT",
+                [("topic", topic), ("consumer", consumer)],
+            ),
+        ),
         E::ShuttingDown => (Code::Unavailable, retry(RETRY_AFTER)),
         E::Log(log) => return log_status(&log, message),
     };

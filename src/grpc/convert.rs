@@ -1,8 +1,12 @@
 //! The log's types on the wire.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
-use crate::log::{Appended, ConsumerInfo, Event, Payload, Record, TopicInfo};
+use crate::log::{
+    Appended, ConsumerInfo, ConsumerSettings, DeliveryMode, Event, Payload, Record, TopicInfo,
+};
 use crate::proto::pulsebus::v1 as pb;
 use crate::subscribe::Delivery;
 
@@ -32,6 +36,7 @@ impl From<Record> for pb::Record {
             offset: r.offset,
             appended_at: Some(timestamp(r.appended_at)),
             event: Some(r.event.into()),
+            delivery_attempt: 0,
         }
     }
 }
@@ -85,6 +90,14 @@ impl From<TopicInfo> for pb::TopicInfo {
     }
 }
 
+/// A std duration as a protobuf duration.
+pub fn duration(d: Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: d.subsec_nanos() as i32,
+    }
+}
+
 /// A consumer on the wire (the topic is not part of the log's summary).
 pub fn consumer_info(topic: &str, c: ConsumerInfo) -> pb::ConsumerInfo {
     pb::ConsumerInfo {
@@ -94,6 +107,29 @@ pub fn consumer_info(topic: &str, c: ConsumerInfo) -> pb::ConsumerInfo {
         lag: c.lag,
         attached: c.attached,
         updated_at: Some(timestamp(c.updated_at)),
+        config: Some(consumer_config(&c.settings)),
+        in_flight: c.in_flight,
+        oldest_unacked_age: c.oldest_unacked.map(duration),
+        redelivered: c.redelivered,
+        dead_lettered: c.dead_lettered,
+        waiting: c.waiting,
+    }
+}
+
+/// A consumer's settings on the wire.
+pub fn consumer_config(s: &ConsumerSettings) -> pb::ConsumerConfig {
+    let mode = match s.mode {
+        DeliveryMode::Exclusive => pb::DeliveryMode::Exclusive,
+        DeliveryMode::Shared => pb::DeliveryMode::Shared,
+        DeliveryMode::KeyShared => pb::DeliveryMode::KeyShared,
+    };
+    pb::ConsumerConfig {
+        mode: mode as i32,
+        ack_deadline: Some(duration(s.ack_deadline)),
+        max_deliveries: s.max_deliveries,
+        min_backoff: Some(duration(s.min_backoff)),
+        max_backoff: Some(duration(s.max_backoff)),
+        dead_letter_topic: s.dead_letter_topic.clone(),
     }
 }
 
@@ -101,10 +137,23 @@ impl From<Delivery> for pb::SubscribeResponse {
     fn from(d: Delivery) -> Self {
         use pb::subscribe_response::Message;
         let message = match d {
-            Delivery::Record(r) => Message::Record(r.into_record().into()),
-            Delivery::Heartbeat { head, committed } => Message::Heartbeat(pb::Heartbeat {
+            Delivery::Record { record, attempt } => {
+                let mut wire = pb::Record::from(record.into_record());
+                wire.delivery_attempt = attempt;
+                Message::Record(wire)
+            }
+            Delivery::Heartbeat {
+                head,
+                committed,
+                in_flight,
+                at_max_in_flight,
+                window_full,
+            } => Message::Heartbeat(pb::Heartbeat {
                 head_offset: head,
                 committed_offset: committed,
+                in_flight: u32::try_from(in_flight).unwrap_or(u32::MAX),
+                at_max_in_flight,
+                window_full,
             }),
             Delivery::Attached { committed, epoch } => Message::Attached(pb::Attached {
                 committed_offset: committed,

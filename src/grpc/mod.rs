@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 use crate::auth::{Action, AuthError, Principal};
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::log::EventLog;
+use crate::log::{EventLog, Redelivery};
 use crate::proto::pulsebus::v1 as pb;
 use crate::proto::pulsebus::v1::event_bus_server::EventBus;
 use crate::subscribe::Engine;
@@ -78,12 +78,21 @@ impl EventBusService {
     }
 
     async fn ack(&self, who: Who, req: pb::AckRequest) -> Result<pb::AckResponse, ApiError> {
-        let consumer = validate::ack(&req)?;
+        let (consumer, acked) = validate::ack(&req)?;
         who.check(Action::Subscribe, &req.topic)?;
-        let position = self
-            .engine
-            .ack(&req.topic, consumer.as_deref(), req.offset, req.seek_epoch)
-            .await?;
+        let position = match acked {
+            validate::Acked::UpTo(offset) => {
+                let consumer = consumer.as_deref();
+                let epoch = req.seek_epoch;
+                self.engine.ack(&req.topic, consumer, offset, epoch).await?
+            }
+            validate::Acked::Records(offsets) => {
+                let consumer = consumer.ok_or(crate::subscribe::SubscribeError::Ephemeral)?;
+                self.engine
+                    .ack_records(&req.topic, &consumer, &offsets)
+                    .await?
+            }
+        };
         Ok(pb::AckResponse {
             committed_offset: position.committed,
             seek_epoch: position.epoch,
@@ -171,6 +180,45 @@ impl EventBusService {
     }
 }
 
+impl EventBusService {
+    async fn update_consumer(
+        &self,
+        who: Who,
+        req: pb::UpdateConsumerRequest,
+    ) -> Result<pb::ConsumerInfo, ApiError> {
+        let (topic, consumer, patch) = validate::update_consumer(&req)?;
+        who.check(Action::Admin, &topic)?;
+        let info = self.engine.update(&topic, &consumer, &patch).await?;
+        Ok(convert::consumer_info(&topic, info))
+    }
+
+    async fn nack(&self, who: Who, req: pb::NackRequest) -> Result<pb::NackResponse, ApiError> {
+        let p = validate::nack(req)?;
+        who.check(Action::Subscribe, &p.topic)?;
+        let redelivery = match p.dead_letter {
+            true => Redelivery::DeadLetter(&p.reason),
+            false => Redelivery::After(p.delay, &p.reason),
+        };
+        self.engine
+            .nack(&p.topic, &p.consumer, &p.offsets, redelivery)
+            .await?;
+        Ok(pb::NackResponse {})
+    }
+
+    async fn extend_ack_deadline(
+        &self,
+        who: Who,
+        req: pb::ExtendAckDeadlineRequest,
+    ) -> Result<pb::ExtendAckDeadlineResponse, ApiError> {
+        let (topic, consumer, offsets, deadline) = validate::extend(req)?;
+        who.check(Action::Subscribe, &topic)?;
+        self.engine
+            .extend(&topic, &consumer, &offsets, deadline)
+            .await?;
+        Ok(pb::ExtendAckDeadlineResponse {})
+    }
+}
+
 type RpcResult<T> = Result<Response<T>, Status>;
 
 fn reply<T>(result: Result<T, ApiError>) -> RpcResult<T> {
@@ -243,5 +291,26 @@ impl EventBus for EventBusService {
     ) -> RpcResult<pb::DeleteConsumerResponse> {
         let (who, req) = caller(request)?;
         reply(self.delete_consumer(who, req).await)
+    }
+
+    async fn update_consumer(
+        &self,
+        request: Request<pb::UpdateConsumerRequest>,
+    ) -> RpcResult<pb::ConsumerInfo> {
+        let (who, req) = caller(request)?;
+        reply(self.update_consumer(who, req).await)
+    }
+
+    async fn nack(&self, request: Request<pb::NackRequest>) -> RpcResult<pb::NackResponse> {
+        let (who, req) = caller(request)?;
+        reply(self.nack(who, req).await)
+    }
+
+    async fn extend_ack_deadline(
+        &self,
+        request: Request<pb::ExtendAckDeadlineRequest>,
+    ) -> RpcResult<pb::ExtendAckDeadlineResponse> {
+        let (who, req) = caller(request)?;
+        reply(self.extend_ack_deadline(who, req).await)
     }
 }

@@ -21,7 +21,9 @@ pub struct Encoded(Bytes);
 impl From<Delivery> for Encoded {
     fn from(delivery: Delivery) -> Self {
         match delivery {
-            Delivery::Record(shared) => Self(shared.wire(encode_record)),
+            // First deliveries are the same for every stream: encoded once, shared.
+            Delivery::Record { record, attempt: 1 } => Self(record.wire(|r| encode_record(r, 1))),
+            Delivery::Record { record, attempt } => Self(encode_record(record.record(), attempt)),
             heartbeat => Self(
                 pb::SubscribeResponse::from(heartbeat)
                     .encode_to_vec()
@@ -31,8 +33,10 @@ impl From<Delivery> for Encoded {
     }
 }
 
-fn encode_record(record: &Record) -> Bytes {
-    let message = pb::subscribe_response::Message::Record(record.clone().into());
+fn encode_record(record: &Record, attempt: u32) -> Bytes {
+    let mut wire = pb::Record::from(record.clone());
+    wire.delivery_attempt = attempt;
+    let message = pb::subscribe_response::Message::Record(wire);
     let response = pb::SubscribeResponse {
         message: Some(message),
     };
@@ -111,15 +115,25 @@ mod tests {
     #[test]
     fn encoded_records_decode_as_the_generated_response() {
         let shared = SharedRecord::new(record());
-        let first = Encoded::from(Delivery::Record(Arc::clone(&shared)));
-        let again = Encoded::from(Delivery::Record(Arc::clone(&shared)));
+        let delivery = |attempt| Delivery::Record {
+            record: Arc::clone(&shared),
+            attempt,
+        };
+        let first = Encoded::from(delivery(1));
+        let again = Encoded::from(delivery(1));
         assert_eq!(
             first.0.as_ptr(),
             again.0.as_ptr(),
             "encoded once, then shared"
         );
-        let expected = pb::SubscribeResponse::from(Delivery::Record(shared));
+        let expected = pb::SubscribeResponse::from(delivery(1));
         assert_eq!(pb::SubscribeResponse::decode(first.0).unwrap(), expected);
+        let third = pb::SubscribeResponse::decode(Encoded::from(delivery(3)).0).unwrap();
+        assert_eq!(
+            third,
+            pb::SubscribeResponse::from(delivery(3)),
+            "redeliveries say so"
+        );
     }
 
     #[test]
@@ -127,6 +141,9 @@ mod tests {
         let beat = || Delivery::Heartbeat {
             head: 9,
             committed: 4,
+            in_flight: 2,
+            at_max_in_flight: true,
+            window_full: false,
         };
         let encoded = Encoded::from(beat());
         let decoded = pb::SubscribeResponse::decode(encoded.0).unwrap();

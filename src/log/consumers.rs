@@ -10,6 +10,7 @@ use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::QueryAs;
 use uuid::Uuid;
 
+use super::settings::{self, ConsumerSettings, DeliveryMode, SettingsRow};
 use super::{ENSURE_TOPIC, EventLog, LogError};
 
 /// A consumer's position: `committed` (last acknowledged offset, 0 for none) and the
@@ -23,19 +24,68 @@ pub struct Position {
     pub epoch: i64,
 }
 
-/// A consumer as ListConsumers reports it.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+/// A consumer as ListConsumers reports it, read from PostgreSQL (true on any replica).
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerInfo {
     /// The consumer name.
     pub name: String,
-    /// Last acknowledged offset.
+    /// Everything at or below it is settled.
     pub committed: i64,
     /// Head minus committed.
     pub lag: i64,
-    /// Whether a subscriber holds a live lease, on any replica.
+    /// Exclusive: a subscriber holds a live lease; shared: a live subscriber holds a
+    /// record.
     pub attached: bool,
     /// When the position last moved.
     pub updated_at: DateTime<Utc>,
+    /// Its settings.
+    pub settings: ConsumerSettings,
+    /// Shared modes: records delivered and not settled.
+    pub in_flight: i64,
+    /// Shared modes: records waiting (back-off, or key-shared blocked by their subject).
+    pub waiting: i64,
+    /// Age of the oldest unsettled record's first delivery.
+    pub oldest_unacked: Option<Duration>,
+    /// Redeliveries since creation.
+    pub redelivered: i64,
+    /// Dead letters since creation.
+    pub dead_lettered: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct ConsumerRow {
+    name: String,
+    committed: i64,
+    lag: i64,
+    attached: bool,
+    updated_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    settings: SettingsRow,
+    in_flight: i64,
+    waiting: i64,
+    oldest_unacked_ms: Option<i64>,
+    redelivered: i64,
+    dead_lettered: i64,
+}
+
+impl From<ConsumerRow> for ConsumerInfo {
+    fn from(r: ConsumerRow) -> Self {
+        Self {
+            name: r.name,
+            committed: r.committed,
+            lag: r.lag,
+            attached: r.attached,
+            updated_at: r.updated_at,
+            settings: r.settings.into(),
+            in_flight: r.in_flight,
+            waiting: r.waiting,
+            oldest_unacked: r
+                .oldest_unacked_ms
+                .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+            redelivered: r.redelivered,
+            dead_lettered: r.dead_lettered,
+        }
+    }
 }
 
 /// The outcome of DeleteConsumer.
@@ -50,8 +100,11 @@ pub enum Deleted {
 }
 
 const POSITION: &str = "SELECT committed, seek_epoch FROM consumers WHERE topic = $1 AND name = $2";
-const CREATE: &str = "INSERT INTO consumers (topic, name, committed) VALUES ($1, $2, $3) \
-     ON CONFLICT DO NOTHING RETURNING committed, seek_epoch";
+const CREATE: &str = r#"
+INSERT INTO consumers (topic, name, committed, dispatched, mode, ack_deadline_ms, max_deliveries,
+                       min_backoff_ms, max_backoff_ms, dead_letter_topic)
+VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT DO NOTHING RETURNING committed, seek_epoch"#;
 
 /// Takes the lease when it is free, already ours, or expired.
 const ACQUIRE: &str = r#"
@@ -73,32 +126,38 @@ SELECT "#,
     " FROM released"
 );
 
-/// Cumulative ack: never moves backwards, and an ack from an older seek epoch ($4,
-/// when given) moves nothing; announces the position.
+/// Cumulative ack of an exclusive consumer: never moves backwards, and an ack from an
+/// older seek epoch ($4, when given) moves nothing; a shared consumer is not moved
+/// (its mode is returned, so the caller can refuse). Announces the position.
 const ACK: &str = concat!(
     r#"
 WITH acked AS (
     UPDATE consumers
-    SET committed = CASE WHEN $4::int8 IS NULL OR $4 >= seek_epoch
+    SET committed = CASE WHEN mode = 1 AND ($4::int8 IS NULL OR $4 >= seek_epoch)
                          THEN GREATEST(committed, $3) ELSE committed END,
-        updated_at = CASE WHEN ($4::int8 IS NULL OR $4 >= seek_epoch) AND $3 > committed
+        updated_at = CASE WHEN mode = 1 AND ($4::int8 IS NULL OR $4 >= seek_epoch)
+                               AND $3 > committed
                           THEN clock_timestamp() ELSE updated_at END
     WHERE topic = $1 AND name = $2
-    RETURNING committed, seek_epoch
+    RETURNING committed, seek_epoch, mode
 )
-SELECT committed, seek_epoch, "#,
+SELECT committed, seek_epoch, mode, "#,
     notify_consumer!("$1", "$2", "committed", "seek_epoch"),
-    " FROM acked"
+    " IS NULL AS notified FROM acked"
 );
 
 /// Moves (or creates) a consumer anywhere and bumps its seek epoch.
 const SEEK: &str = concat!(
     r#"
 WITH moved AS (
-    INSERT INTO consumers AS c (topic, name, committed) VALUES ($1, $2, $3)
+    INSERT INTO consumers AS c (topic, name, committed, dispatched) VALUES ($1, $2, $3, $3)
     ON CONFLICT (topic, name) DO UPDATE
-    SET committed = EXCLUDED.committed, seek_epoch = c.seek_epoch + 1, updated_at = clock_timestamp()
+    SET committed = EXCLUDED.committed, dispatched = EXCLUDED.committed,
+        seek_epoch = c.seek_epoch + 1, updated_at = clock_timestamp()
     RETURNING committed, seek_epoch
+), forgotten AS (
+    -- A shared consumer starts over from the new position: nothing is held any more.
+    DELETE FROM deliveries d USING moved WHERE d.topic = $1 AND d.consumer = $2
 )
 SELECT committed, seek_epoch, "#,
     notify_consumer!("$1", "$2", "committed", "seek_epoch"),
@@ -114,9 +173,23 @@ RETURNING committed, seek_epoch"#;
 
 const LIST: &str = r#"
 SELECT c.name, c.committed, t.head - c.committed AS lag,
-       (c.owner IS NOT NULL AND c.lease_expires_at > clock_timestamp()) AS attached, c.updated_at
+       CASE WHEN c.mode = 1 THEN c.owner IS NOT NULL AND c.lease_expires_at > clock_timestamp()
+            ELSE EXISTS (SELECT 1 FROM deliveries d
+                         WHERE d.topic = c.topic AND d.consumer = c.name
+                           AND d.owner IS NOT NULL AND d.due_at > clock_timestamp())
+       END AS attached,
+       c.updated_at, c.mode, c.ack_deadline_ms, c.max_deliveries, c.min_backoff_ms,
+       c.max_backoff_ms, c.dead_letter_topic, c.redelivered, c.dead_lettered,
+       s.in_flight, s.waiting, s.oldest_unacked_ms
 FROM consumers c JOIN topics t ON t.name = c.topic
-WHERE c.topic = $1 AND ($2::text IS NULL OR c.name > $2)
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE d.attempts > 0) AS in_flight,
+           count(*) FILTER (WHERE d.owner IS NULL) AS waiting,
+           (extract(epoch FROM clock_timestamp() - min(d.first_delivered_at)) * 1000)::int8
+               AS oldest_unacked_ms
+    FROM deliveries d WHERE d.topic = c.topic AND d.consumer = c.name
+) s
+WHERE c.topic = $1 AND ($2::text IS NULL OR c.name > $2) AND ($4::text IS NULL OR c.name = $4)
 ORDER BY c.name
 LIMIT $3"#;
 
@@ -167,15 +240,36 @@ impl EventLog {
             .map_err(failed("reading a consumer"))
     }
 
-    /// Creates the consumer at `committed` unless it exists; returns its position.
+    /// Creates an exclusive consumer at `committed` unless it exists; returns its
+    /// position.
     pub async fn create_consumer(
         &self,
         topic: &str,
         name: &str,
         committed: i64,
     ) -> Result<Position, LogError> {
+        let settings = ConsumerSettings::default();
+        self.create_consumer_with(topic, name, committed, &settings)
+            .await
+    }
+
+    /// Creates the consumer at `committed` with `settings` unless it exists; returns
+    /// its position.
+    pub async fn create_consumer_with(
+        &self,
+        topic: &str,
+        name: &str,
+        committed: i64,
+        settings: &ConsumerSettings,
+    ) -> Result<Position, LogError> {
         for_consumer::<Position>(CREATE, topic, name)
             .bind(committed)
+            .bind(settings.mode.code())
+            .bind(settings::millis(settings.ack_deadline))
+            .bind(i32::try_from(settings.max_deliveries).unwrap_or(i32::MAX))
+            .bind(settings::millis(settings.min_backoff))
+            .bind(settings::millis(settings.max_backoff))
+            .bind(&settings.dead_letter_topic)
             .fetch_optional(&self.pool)
             .await
             .map_err(failed("creating a consumer"))?;
@@ -219,21 +313,25 @@ impl EventLog {
         Ok(())
     }
 
-    /// Commits `offset` for the consumer (cumulative, never backwards; nothing moves
-    /// when `epoch` is older than the consumer's); `None` if the consumer does not exist.
+    /// Commits `offset` for an exclusive consumer (cumulative, never backwards;
+    /// nothing moves when `epoch` is older than the consumer's, or when the consumer is
+    /// shared). Returns its position and mode; `None` if it does not exist.
     pub async fn ack(
         &self,
         topic: &str,
         name: &str,
         offset: i64,
         epoch: Option<i64>,
-    ) -> Result<Option<Position>, LogError> {
-        for_consumer(ACK, topic, name)
+    ) -> Result<Option<(Position, DeliveryMode)>, LogError> {
+        let row: Option<(i64, i64, i16, bool)> = for_consumer(ACK, topic, name)
             .bind(offset)
             .bind(epoch)
             .fetch_optional(&self.pool)
             .await
-            .map_err(failed("acknowledging"))
+            .map_err(failed("acknowledging"))?;
+        Ok(row.map(|(committed, epoch, mode, _)| {
+            (Position { committed, epoch }, DeliveryMode::from_code(mode))
+        }))
     }
 
     /// Sets the consumer's committed offset (creating it if needed) and bumps its epoch.
@@ -280,13 +378,35 @@ impl EventLog {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<ConsumerInfo>, LogError> {
-        sqlx::query_as(LIST)
+        self.consumers_where(topic, after, limit, None).await
+    }
+
+    /// One consumer as ListConsumers shows it.
+    pub async fn consumer_info(
+        &self,
+        topic: &str,
+        name: &str,
+    ) -> Result<Option<ConsumerInfo>, LogError> {
+        let found = self.consumers_where(topic, None, 1, Some(name)).await?;
+        Ok(found.into_iter().next())
+    }
+
+    async fn consumers_where(
+        &self,
+        topic: &str,
+        after: Option<&str>,
+        limit: i64,
+        name: Option<&str>,
+    ) -> Result<Vec<ConsumerInfo>, LogError> {
+        let rows: Vec<ConsumerRow> = sqlx::query_as(LIST)
             .bind(topic)
             .bind(after)
             .bind(limit)
+            .bind(name)
             .fetch_all(&self.pool)
             .await
-            .map_err(failed("listing consumers"))
+            .map_err(failed("listing consumers"))?;
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     /// Deletes a detached consumer.

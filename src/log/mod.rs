@@ -12,15 +12,21 @@ mod notify;
 mod append;
 mod columns;
 mod consumers;
+mod dead_letters;
+mod deliveries;
 mod error;
 mod read;
 mod renewals;
+mod settings;
 mod types;
 
 pub use consumers::{ConsumerInfo, Deleted, Position};
+pub use dead_letters::dead_letter_id;
+pub use deliveries::{Dispatch, DispatchRequest, Held, Redelivery};
 pub use error::{LogError, is_unavailable};
 pub use notify::{CHANNELS, Notice, parse as parse_notice};
 pub use read::{Page, PageRequest};
+pub use settings::{ConsumerSettings, DeliveryMode, SettingsPatch, Updated};
 pub use types::{Appended, Event, Payload, Record, TopicInfo};
 
 use std::sync::Arc;

@@ -4,7 +4,9 @@
 //!
 //! - head: an append moved a topic's head, `[topic, head]`;
 //! - consumer: an ack or a seek moved a consumer, `[topic, consumer, committed, epoch]`;
-//! - release: a subscriber let go of a consumer's lease, `[topic, consumer]`.
+//! - release: a subscriber let go of a consumer's lease (or, shared, records became
+//!   due again), `[topic, consumer]`;
+//! - settle: records of a shared consumer were acked, `[topic, consumer]`.
 
 use super::Position;
 
@@ -22,6 +24,11 @@ macro_rules! consumer_channel {
 macro_rules! release_channel {
     () => {
         "pulsebus_release"
+    };
+}
+macro_rules! settle_channel {
+    () => {
+        "pulsebus_settle"
     };
 }
 
@@ -74,8 +81,28 @@ macro_rules! notify_release {
     };
 }
 
+/// SQL that announces settled records of a shared consumer (SQL expressions).
+macro_rules! notify_settle {
+    ($topic:literal, $consumer:literal) => {
+        concat!(
+            "pg_notify('",
+            settle_channel!(),
+            "', json_build_array(",
+            $topic,
+            ", ",
+            $consumer,
+            ")::text)"
+        )
+    };
+}
+
 /// Every channel a listener subscribes to.
-pub const CHANNELS: [&str; 3] = [head_channel!(), consumer_channel!(), release_channel!()];
+pub const CHANNELS: [&str; 4] = [
+    head_channel!(),
+    consumer_channel!(),
+    release_channel!(),
+    settle_channel!(),
+];
 
 /// What a notification says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +123,14 @@ pub enum Notice {
         /// Where it stands now.
         position: Position,
     },
-    /// A consumer's lease was released.
+    /// Records of a shared consumer were settled.
+    Settled {
+        /// The topic.
+        topic: String,
+        /// The consumer.
+        consumer: String,
+    },
+    /// A consumer's lease was released (or, shared, records became due).
     Released {
         /// The topic.
         topic: String,
@@ -124,6 +158,10 @@ pub fn parse(channel: &str, payload: &str) -> Option<Notice> {
         release_channel!() => {
             let (topic, consumer) = serde_json::from_str(payload).ok()?;
             Some(Notice::Released { topic, consumer })
+        }
+        settle_channel!() => {
+            let (topic, consumer) = serde_json::from_str(payload).ok()?;
+            Some(Notice::Settled { topic, consumer })
         }
         _ => None,
     }

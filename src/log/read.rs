@@ -39,6 +39,17 @@ pub struct Page {
     pub scanned_to: i64,
 }
 
+/// Records at the given offsets (`$2`), in offset order.
+const AT_OFFSETS: &str = r#"
+SELECT topic, "offset", appended_at, id, type, source, subject, time, correlation_id,
+       causation_id, schema_version, attributes, content_type,
+       CASE WHEN data_type IS NULL THEN data_json::text END AS data_json,
+       data_text, data_bytes, data_type
+FROM events
+WHERE topic = $1 AND "offset" = ANY($2::int8[])
+ORDER BY "offset"
+"#;
+
 /// A page request: which records of a topic to return.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageRequest<'a> {
@@ -118,6 +129,17 @@ impl EventLog {
             records,
             scanned_to,
         })
+    }
+
+    /// The records of `topic` at `offsets` (those that exist), in offset order.
+    pub async fn records_at(&self, topic: &str, offsets: &[i64]) -> Result<Vec<Record>, LogError> {
+        let rows: Vec<RecordRow> = sqlx::query_as(AT_OFFSETS)
+            .bind(topic)
+            .bind(offsets)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| LogError::from_sqlx("reading records", e))?;
+        Ok(rows.into_iter().map(Record::from).collect())
     }
 
     /// The heads of those of `topics` that exist, in one query.

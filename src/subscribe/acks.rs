@@ -12,9 +12,9 @@ use tokio_util::task::TaskTracker;
 use super::SubscribeError;
 use super::signals::Signals;
 use crate::group::{Flush, Grouper, reply_channel};
-use crate::log::{EventLog, LogError, Position};
+use crate::log::{DeliveryMode, EventLog, LogError, Position};
 
-type Outcome = Result<Option<Position>, Arc<LogError>>;
+type Outcome = Result<Option<(Position, DeliveryMode)>, Arc<LogError>>;
 
 /// Whose acks share an UPDATE: a consumer, and the seek epoch the acks carry.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -54,7 +54,7 @@ impl AckCoalescer {
         consumer: &str,
         offset: i64,
         epoch: Option<i64>,
-    ) -> Result<Option<Position>, SubscribeError> {
+    ) -> Result<Option<(Position, DeliveryMode)>, SubscribeError> {
         let (reply, outcome) = reply_channel();
         let key = Key {
             topic: topic.to_owned(),
@@ -74,7 +74,7 @@ async fn flush(log: EventLog, signals: Arc<Signals>, key: Key, jobs: Vec<AckJob>
         .ack(&key.topic, &key.consumer, offset, key.epoch)
         .await
         .map_err(Arc::new);
-    if let Ok(Some(position)) = outcome {
+    if let Ok(Some((position, _))) = outcome {
         signals.moved(&key.topic, &key.consumer, position);
     }
     for job in jobs {

@@ -1,4 +1,4 @@
-use crate::log::LogError;
+use crate::log::{DeliveryMode, LogError};
 
 /// Why a subscription, Ack, Seek or consumer operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +61,65 @@ pub enum SubscribeError {
         limit: usize,
         /// The flag that sets it.
         flag: &'static str,
+    },
+    /// Subscribe asked for another mode than the consumer has.
+    #[error(
+        "config.mode: consumer '{consumer}' on topic '{topic}' is {} and cannot be subscribed to as {}: \
+         change it with UpdateConsumer, or use another consumer name",
+        stored.name(), requested.name()
+    )]
+    ModeMismatch {
+        /// The topic.
+        topic: String,
+        /// The consumer.
+        consumer: String,
+        /// Its mode.
+        stored: DeliveryMode,
+        /// The mode asked for.
+        requested: DeliveryMode,
+    },
+    /// An RPC of shared consumers on an exclusive one (Nack, ExtendAckDeadline,
+    /// individual acks).
+    #[error(
+        "{rpc}: consumer '{consumer}' on topic '{topic}' is exclusive; {rpc} applies to shared and key-shared consumers"
+    )]
+    NotShared {
+        /// The topic.
+        topic: String,
+        /// The consumer.
+        consumer: String,
+        /// What was asked.
+        rpc: &'static str,
+    },
+    /// A cumulative ack on a shared consumer.
+    #[error("offset: consumer '{consumer}' on topic '{topic}' is {}; ack its records one by one with offsets", mode.name())]
+    CumulativeAckOnShared {
+        /// The topic.
+        topic: String,
+        /// The consumer.
+        consumer: String,
+        /// Its mode.
+        mode: DeliveryMode,
+    },
+    /// A type filter on a shared consumer (its subscribers share one dispatch point).
+    #[error(
+        "types: consumer '{consumer}' on topic '{topic}' is shared; its subscribers share every record, so type filters apply to exclusive and ephemeral subscriptions only"
+    )]
+    TypesOnShared {
+        /// The topic.
+        topic: String,
+        /// The consumer.
+        consumer: String,
+    },
+    /// UpdateConsumer would change the mode while records are in flight.
+    #[error("config.mode: consumer '{consumer}' on topic '{topic}' has records in flight; settle them before changing its mode from {}", from.name())]
+    RecordsInFlight {
+        /// The topic.
+        topic: String,
+        /// The consumer.
+        consumer: String,
+        /// Its mode.
+        from: DeliveryMode,
     },
     /// The server is shutting down; reconnect (to another replica) to resume.
     #[error("the server is shutting down; reconnect to resume")]

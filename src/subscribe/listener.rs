@@ -88,6 +88,7 @@ fn dispatch(n: &PgNotification, tail: &Tail, signals: &Signals) {
             position,
         }) => signals.moved(&topic, &consumer, position),
         Some(Notice::Released { topic, consumer }) => signals.released(&topic, &consumer),
+        Some(Notice::Settled { topic, consumer }) => signals.settled(&topic, &consumer),
         None => tracing::warn!(
             channel = n.channel(),
             payload = n.payload(),

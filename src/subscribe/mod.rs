@@ -17,6 +17,7 @@ mod start;
 mod stream;
 mod subscription;
 pub mod tail;
+mod work_queue;
 
 pub use error::SubscribeError;
 pub use start::Start;
@@ -28,27 +29,42 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use self::acks::AckCoalescer;
-use self::mode::{Ephemeral, Exclusive, Mode};
+use self::mode::{Ephemeral, Exclusive, Mode, Shared};
 use self::signals::Signals;
 use self::slots::Slots;
 use self::stream::Stream;
 use self::subscription::Subscription;
 use self::tail::{SharedRecord, Tail};
 use crate::config::SubscriptionConfig;
-use crate::log::{ConsumerInfo, Deleted, EventLog, LogError, Position};
+use crate::log::{
+    ConsumerInfo, ConsumerSettings, Deleted, DeliveryMode, EventLog, LogError, Position,
+};
 use crate::tasks::Tasks;
 
 /// What a subscription delivers: records, and what the stream is doing.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
     /// The next record, shared with the tail window and the topic's other streams.
-    Record(Arc<SharedRecord>),
-    /// The stream is alive and idle; where the topic and the consumer stand.
+    Record {
+        /// The record.
+        record: Arc<SharedRecord>,
+        /// Which delivery to this consumer it is: 1 first, 2, 3... redeliveries.
+        attempt: u32,
+    },
+    /// The stream is alive and idle; where the topic and the consumer stand, and why
+    /// nothing comes when something holds it up.
     Heartbeat {
         /// The topic's head.
         head: i64,
         /// The consumer's committed offset (0 for ephemeral subscriptions).
         committed: i64,
+        /// Records this stream delivered and that are not settled.
+        in_flight: usize,
+        /// The stream waits for acks: it holds `max_in_flight` records.
+        at_max_in_flight: bool,
+        /// The shared consumer's window of unsettled records is full: nothing new is
+        /// dispatched until its oldest record settles.
+        window_full: bool,
     },
     /// This stream holds the durable consumer and delivers after `committed`.
     Attached {
@@ -87,6 +103,9 @@ pub struct SubscribeParams {
     pub types: Vec<String>,
     /// Most unacknowledged records in flight (durable only).
     pub max_in_flight: usize,
+    /// The settings a new consumer gets, and a mode an existing one must have; `None`
+    /// joins an existing consumer as it is (a new one is exclusive).
+    pub config: Option<ConsumerSettings>,
 }
 
 /// The engine shared by all RPCs of one server.
@@ -164,14 +183,25 @@ impl Engine {
         let topic = params.topic;
         match params.consumer {
             Some(name) => {
-                self.consumer_for(&topic, &name, params.start, head).await?;
-                let mode = Exclusive::new(
-                    name,
-                    &topic,
-                    Arc::clone(&self.signals),
-                    params.max_in_flight,
-                );
-                self.spawn(stream, mode);
+                let wanted = params.config.as_ref();
+                let settings = self
+                    .consumer_for(&topic, &name, params.start, head, wanted)
+                    .await?;
+                let signals = Arc::clone(&self.signals);
+                if !settings.mode.is_shared() {
+                    let mode = Exclusive::new(name, &topic, signals, params.max_in_flight);
+                    self.spawn(stream, mode);
+                } else if stream.types.is_empty() {
+                    let key_shared = settings.mode == DeliveryMode::KeyShared;
+                    let max = params.max_in_flight;
+                    let mode = Shared::new(name, &topic, signals, max, key_shared);
+                    self.spawn(stream, mode);
+                } else {
+                    return Err(SubscribeError::TypesOnShared {
+                        topic,
+                        consumer: name,
+                    });
+                }
             }
             None => {
                 let after = start::committed_for(&self.log, &topic, params.start, head).await?;
@@ -185,20 +215,36 @@ impl Engine {
         self.tasks.spawn(Subscription { stream, mode }.run());
     }
 
-    /// Creates the consumer at `start` unless it exists (an existing consumer resumes
-    /// after its committed offset, wherever `start` points).
+    /// Creates the consumer at `start` with `wanted` settings (default: exclusive)
+    /// unless it exists; an existing consumer resumes after its committed offset,
+    /// wherever `start` points, and must have the mode `wanted` names. Returns its
+    /// settings.
     async fn consumer_for(
         &self,
         topic: &str,
         name: &str,
         start: Start,
         head: i64,
-    ) -> Result<Position, SubscribeError> {
-        if let Some(position) = self.log.position(topic, name).await? {
-            return Ok(position);
+        wanted: Option<&ConsumerSettings>,
+    ) -> Result<ConsumerSettings, SubscribeError> {
+        if let Some(stored) = self.log.consumer_settings(topic, name).await? {
+            return match wanted {
+                Some(w) if w.mode != stored.mode => Err(SubscribeError::ModeMismatch {
+                    topic: topic.to_owned(),
+                    consumer: name.to_owned(),
+                    stored: stored.mode,
+                    requested: w.mode,
+                }),
+                _ => Ok(stored),
+            };
         }
         let committed = start::committed_for(&self.log, topic, start, head).await?;
-        Ok(self.log.create_consumer(topic, name, committed).await?)
+        let settings = wanted.cloned().unwrap_or_default();
+        self.log
+            .create_consumer_with(topic, name, committed, &settings)
+            .await?;
+        // Another subscriber may have created it first, with other settings.
+        Box::pin(self.consumer_for(topic, name, start, head, wanted)).await
     }
 
     /// Commits `offset` for a durable consumer and returns its position after that.
@@ -229,7 +275,12 @@ impl Engine {
             }
         }
         match self.acks.ack(topic, consumer, offset, epoch).await? {
-            Some(position) => Ok(position),
+            Some((position, DeliveryMode::Exclusive)) => Ok(position),
+            Some((_, mode)) => Err(SubscribeError::CumulativeAckOnShared {
+                topic: topic.to_owned(),
+                consumer: consumer.to_owned(),
+                mode,
+            }),
             None => Err(self.consumer_not_found(topic, consumer)),
         }
     }

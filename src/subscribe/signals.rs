@@ -14,8 +14,12 @@ use crate::log::Position;
 pub struct ConsumerSignal {
     /// The newest position announced (a higher epoch wins, then a higher offset).
     pub position: Option<Position>,
-    /// Counts lease releases, so standbys know to try to take over.
+    /// Counts lease releases (and, for shared consumers, records that became due), so
+    /// standbys and idle subscribers know to look again.
     pub releases: u64,
+    /// Counts settles of a shared consumer's records (acks), so a subscriber that waits
+    /// for room, or a key-shared one whose subject may be free now, looks again.
+    pub settles: u64,
 }
 
 type Key = (String, String);
@@ -57,6 +61,14 @@ impl Signals {
                 signal.position = Some(position);
             }
             newer
+        });
+    }
+
+    /// Announces that records of a shared consumer were settled.
+    pub fn settled(&self, topic: &str, consumer: &str) {
+        self.ring(topic, consumer, |signal| {
+            signal.settles += 1;
+            true
         });
     }
 

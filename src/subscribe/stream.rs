@@ -10,10 +10,10 @@ use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::slots::Slot;
-use super::tail::{HeadWatch, Tail};
+use super::tail::{HeadWatch, SharedRecord, Tail};
 use super::{Delivery, SubscribeError};
 use crate::config::SubscriptionConfig;
-use crate::log::{EventLog, Position};
+use crate::log::{EventLog, PageRequest, Position};
 
 /// What the gRPC stream receives.
 pub type Item = Result<Delivery, SubscribeError>;
@@ -48,6 +48,25 @@ impl Stream {
     pub fn restart_after(&mut self, position: Position) {
         self.next = position.committed + 1;
         self.catching_up = true;
+    }
+
+    /// Reads up to `limit` records from `next` (window, else PostgreSQL) and moves
+    /// `next` past what the page looked at.
+    pub async fn read_page(
+        &mut self,
+        limit: usize,
+    ) -> Result<Vec<Arc<SharedRecord>>, SubscribeError> {
+        let request = PageRequest {
+            topic: &self.topic,
+            from: self.next,
+            to: self.head.get(),
+            types: &self.types,
+            limit: limit.min(self.config.page_size) as i64,
+            max_bytes: self.config.page_bytes,
+        };
+        let page = self.tail.page(&self.log, &request).await?;
+        self.next = page.scanned_to + 1;
+        Ok(page.records)
     }
 
     /// Tells the client once that it has everything up to the head.

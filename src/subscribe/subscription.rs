@@ -19,7 +19,6 @@ use super::mode::Mode;
 use super::stream::{Stream, ticker};
 use super::tail::SharedRecord;
 use super::{Delivery, SubscribeError};
-use crate::log::PageRequest;
 
 /// How long a subscription ending with an error waits to queue its final status.
 const FINAL_STATUS_WAIT: Duration = Duration::from_secs(1);
@@ -57,9 +56,9 @@ impl<M: Mode> Subscription<M> {
         let mut keep = ticker(self.mode.keep_alive_every(&self.stream.config));
         loop {
             self.take_reposition();
-            let head = self.stream.head.get_and_update();
-            if self.stream.next <= head && self.mode.budget() > 0 {
-                if self.deliver_page(&mut keep).await? {
+            self.stream.head.get_and_update();
+            if self.mode.has_work(&self.stream) {
+                if self.deliver_batch(&mut keep).await? {
                     beat.reset();
                 }
                 continue;
@@ -73,10 +72,7 @@ impl<M: Mode> Subscription<M> {
                 _ = s.head.changed() => {}
                 _ = self.mode.changed() => {}
                 _ = keep.tick() => self.mode.keep_alive(&self.stream).await?,
-                _ = beat.tick() => {
-                    let (head, committed) = (s.head.get(), self.mode.committed());
-                    s.tell(Delivery::Heartbeat { head, committed });
-                }
+                _ = beat.tick() => s.tell(self.mode.heartbeat(s.head.get())),
             }
         }
     }
@@ -92,28 +88,18 @@ impl<M: Mode> Subscription<M> {
         }
     }
 
-    /// Reads one page from `next` and sends it; returns whether anything was sent.
-    async fn deliver_page(&mut self, keep: &mut Interval) -> Result<bool, SubscribeError> {
-        let s = &self.stream;
-        let request = PageRequest {
-            topic: &s.topic,
-            from: s.next,
-            to: s.head.get(),
-            types: &s.types,
-            limit: self.mode.budget().min(s.config.page_size) as i64,
-            max_bytes: s.config.page_bytes,
-        };
-        let page = s.tail.page(&s.log, &request).await?;
-        let sent = !page.records.is_empty();
-        for record in page.records {
+    /// Fetches the mode's next records and sends them; returns whether any were sent.
+    async fn deliver_batch(&mut self, keep: &mut Interval) -> Result<bool, SubscribeError> {
+        let batch = self.mode.fetch(&mut self.stream).await?;
+        let sent = !batch.is_empty();
+        for (record, attempt) in batch {
             let offset = record.record().offset;
-            self.send(record, keep).await?;
+            self.send(record, attempt, keep).await?;
             self.mode.delivered(offset);
             if self.mode.has_reposition() {
                 return Ok(true); // a seek moved us while sending: re-read from there
             }
         }
-        self.stream.next = page.scanned_to + 1;
         Ok(sent)
     }
 
@@ -121,6 +107,7 @@ impl<M: Mode> Subscription<M> {
     async fn send(
         &mut self,
         record: Arc<SharedRecord>,
+        attempt: u32,
         keep: &mut Interval,
     ) -> Result<(), SubscribeError> {
         let tx = self.stream.tx.clone();
@@ -128,7 +115,7 @@ impl<M: Mode> Subscription<M> {
             tokio::select! {
                 permit = tx.reserve() => {
                     let Ok(permit) = permit else { return Err(SubscribeError::ShuttingDown) };
-                    permit.send(Ok(Delivery::Record(record)));
+                    permit.send(Ok(Delivery::Record { record, attempt }));
                     return Ok(());
                 }
                 _ = self.stream.token.cancelled() => return Err(SubscribeError::ShuttingDown),

@@ -413,6 +413,7 @@ async fn acks_queued_behind_an_ack_update_share_the_next_one() {
         start: Start::Latest,
         types: vec![],
         max_in_flight: 1000,
+        config: None,
     };
     let _subscription = engine.subscribe(watching, None).await.unwrap();
     let mut acks: Vec<_> = (1..=200)

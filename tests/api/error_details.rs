@@ -17,6 +17,7 @@ async fn not_found_and_failed_precondition_carry_a_stable_reason() {
         consumer: "nobody".into(),
         offset,
         seek_epoch: None,
+        offsets: vec![],
     };
 
     let err = client.ack(ack_req("t", 1)).await.unwrap_err();

@@ -29,3 +29,4 @@ mod tls;
 mod validation;
 mod validation_props;
 mod wire_garbage;
+mod work_queue;

@@ -133,6 +133,7 @@ async fn a_stale_ack_from_before_a_seek_does_not_undo_it() {
         consumer: "c".into(),
         offset,
         seek_epoch: epoch,
+        offsets: vec![],
     };
     let acked = client.ack(ack_with(8, Some(0))).await.unwrap().into_inner();
     assert_eq!((acked.committed_offset, acked.seek_epoch), (8, 0));

@@ -29,6 +29,7 @@ impl Ack {
             consumer: self.consumer,
             offset: self.offset,
             seek_epoch: None,
+            offsets: vec![],
         });
         let reply = client.bus.ack(request).await?.into_inner();
         print_json(&json!({"committed_offset": reply.committed_offset}))

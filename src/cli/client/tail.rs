@@ -76,6 +76,7 @@ impl Tail {
             consumer: self.consumer.clone(),
             offset,
             seek_epoch,
+            offsets: vec![],
         });
         client.bus.ack(request).await?;
         Ok(())

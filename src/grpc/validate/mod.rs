@@ -11,10 +11,14 @@ mod read;
 mod subscribe;
 #[cfg(test)]
 mod tests;
+mod work_queue;
 
 pub use publish::publish;
 pub use read::{DEFAULT_READ_LIMIT, MAX_READ_LIMIT, ReadParams, read};
-pub use subscribe::{DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT, ack, delete_consumer, seek, subscribe};
+pub use subscribe::{
+    Acked, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT, ack, delete_consumer, seek, subscribe,
+};
+pub use work_queue::{MAX_OFFSETS, NackParams, extend, nack, update_consumer};
 
 use chrono::{DateTime, Utc};
 use prost::Message;

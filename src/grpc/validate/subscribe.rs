@@ -25,7 +25,7 @@ fn consumer(name: &str) -> Result<Option<String>, ApiError> {
 }
 
 /// A consumer name that must be present.
-fn required_consumer(name: &str) -> Result<String, ApiError> {
+pub(super) fn required_consumer(name: &str) -> Result<String, ApiError> {
     consumer(name)?.ok_or_else(|| ApiError::invalid("consumer", "is required"))
 }
 
@@ -62,18 +62,37 @@ pub fn subscribe(req: pb::SubscribeRequest) -> Result<SubscribeParams, ApiError>
         }
         n => n,
     };
+    let config = super::work_queue::subscribe_config(&req.topic, req.config.as_ref())?;
+    let consumer = consumer(&req.consumer)?;
+    if config.is_some() && consumer.is_none() {
+        return Err(ApiError::invalid(
+            "config",
+            "applies to durable consumers only: give a consumer name",
+        ));
+    }
     Ok(SubscribeParams {
-        consumer: consumer(&req.consumer)?,
+        consumer,
         start: start(req.start)?,
         topic: req.topic,
         types: req.types,
         max_in_flight,
+        config,
     })
 }
 
-/// Validates an Ack request: `(topic, consumer, offset)`; an empty consumer is left to
-/// the engine, which answers FAILED_PRECONDITION (ephemeral subscriptions keep no offset).
-pub fn ack(req: &pb::AckRequest) -> Result<Option<String>, ApiError> {
+/// What an Ack settles: everything up to an offset, or individual records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acked {
+    /// Cumulative: everything up to this offset (exclusive consumers).
+    UpTo(i64),
+    /// These records (shared consumers).
+    Records(Vec<i64>),
+}
+
+/// Validates an Ack request: the consumer (an empty one is left to the engine, which
+/// answers FAILED_PRECONDITION: ephemeral subscriptions keep no offset) and what it
+/// settles: `offset` or `offsets`, not both.
+pub fn ack(req: &pb::AckRequest) -> Result<(Option<String>, Acked), ApiError> {
     topic("topic", &req.topic)?;
     if req.offset < 0 {
         return Err(ApiError::invalid(
@@ -81,7 +100,17 @@ pub fn ack(req: &pb::AckRequest) -> Result<Option<String>, ApiError> {
             format!("{} is negative", req.offset),
         ));
     }
-    consumer(&req.consumer)
+    let acked = match (req.offset, req.offsets.is_empty()) {
+        (offset, true) => Acked::UpTo(offset),
+        (0, false) => Acked::Records(super::work_queue::offsets("offsets", &req.offsets)?),
+        (_, false) => {
+            return Err(ApiError::invalid(
+                "offsets",
+                "give either offset (cumulative) or offsets (individual records), not both",
+            ));
+        }
+    };
+    Ok((consumer(&req.consumer)?, acked))
 }
 
 /// Validates a Seek request; `start` is required.
@@ -118,6 +147,7 @@ mod tests {
             start: start.map(|p| pb::StartPosition { position: Some(p) }),
             types: vec![],
             max_in_flight,
+            config: None,
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::Mode;
+use super::{Batch, Mode};
 use crate::config::SubscriptionConfig;
 use crate::log::Position;
 use crate::subscribe::SubscribeError;
@@ -22,8 +22,13 @@ impl Mode for Ephemeral {
         }))
     }
 
-    fn budget(&self) -> usize {
-        usize::MAX
+    fn has_work(&self, stream: &Stream) -> bool {
+        stream.next <= stream.head.get()
+    }
+
+    async fn fetch(&mut self, stream: &mut Stream) -> Result<Batch, SubscribeError> {
+        let records = stream.read_page(usize::MAX).await?;
+        Ok(records.into_iter().map(|r| (r, 1)).collect())
     }
 
     fn delivered(&mut self, _offset: i64) {}

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::Mode;
+use super::{Batch, Mode};
 use crate::config::SubscriptionConfig;
 use crate::log::Position;
 use crate::subscribe::signals::{ConsumerSignal, Signals};
@@ -93,6 +93,11 @@ impl Exclusive {
         }
     }
 
+    /// How many more records may be delivered now.
+    fn budget(&self) -> usize {
+        self.max_in_flight.saturating_sub(self.in_flight.len())
+    }
+
     fn lease_lost(&self, s: &Stream) -> SubscribeError {
         SubscribeError::LeaseLost {
             topic: s.topic.clone(),
@@ -134,15 +139,26 @@ impl Mode for Exclusive {
                     _ = beat.tick() => {
                         let head = s.head.get();
                         let committed = self.signal.borrow().position.map_or(0, |p| p.committed);
-                        s.tell(Delivery::Heartbeat { head, committed });
+                        s.tell(Delivery::Heartbeat {
+                            head,
+                            committed,
+                            in_flight: 0,
+                            at_max_in_flight: false,
+                            window_full: false,
+                        });
                     }
                 }
             }
         }
     }
 
-    fn budget(&self) -> usize {
-        self.max_in_flight.saturating_sub(self.in_flight.len())
+    fn has_work(&self, stream: &Stream) -> bool {
+        stream.next <= stream.head.get() && self.budget() > 0
+    }
+
+    async fn fetch(&mut self, stream: &mut Stream) -> Result<Batch, SubscribeError> {
+        let records = stream.read_page(self.budget()).await?;
+        Ok(records.into_iter().map(|r| (r, 1)).collect())
     }
 
     fn delivered(&mut self, offset: i64) {
@@ -225,6 +241,16 @@ impl Mode for Exclusive {
 
     fn committed(&self) -> i64 {
         self.committed
+    }
+
+    fn heartbeat(&self, head: i64) -> Delivery {
+        Delivery::Heartbeat {
+            head,
+            committed: self.committed,
+            in_flight: self.in_flight.len(),
+            at_max_in_flight: self.budget() == 0,
+            window_full: false,
+        }
     }
 
     /// Releases the lease (standbys take over at once) and forgets the doorbell.

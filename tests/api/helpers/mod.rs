@@ -422,6 +422,7 @@ pub async fn ack(client: &mut Client<Channel>, topic: &str, consumer: &str, offs
         consumer: consumer.to_owned(),
         offset,
         seek_epoch: None,
+        offsets: vec![],
     });
     tokio::time::timeout(WAIT, request)
         .await

@@ -261,7 +261,7 @@ proptest! {
         types in types(false),
         max_in_flight in prop_oneof![0u32..3, 99_999u32..100_002, any::<u32>()],
     ) {
-        let req = pb::SubscribeRequest { topic, consumer, start, types, max_in_flight };
+        let req = pb::SubscribeRequest { topic, consumer, start, types, max_in_flight, config: None };
         let faults = subscribe_faults(&req);
         check(validate::subscribe(req.clone()), &faults, |p| {
             prop_assert_eq!(&p.topic, &req.topic);
@@ -308,7 +308,8 @@ proptest! {
         }
         consumer_faults(&mut faults, &consumer, false);
         check(validate::ack(&ack), &faults, |c| {
-            prop_assert_eq!(c, Some(consumer.clone()).filter(|c| !c.is_empty()));
+            prop_assert_eq!(c.0, Some(consumer.clone()).filter(|c| !c.is_empty()));
+            prop_assert_eq!(c.1, validate::Acked::UpTo(offset));
             Ok(())
         })?;
 

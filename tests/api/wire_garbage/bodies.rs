@@ -43,6 +43,7 @@ pub fn valid_subscribe() -> Vec<u8> {
         }),
         types: vec!["lesson.published".into()],
         max_in_flight: 10,
+        config: None,
     }
     .encode_to_vec()
 }

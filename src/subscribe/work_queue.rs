@@ -1,0 +1,116 @@
+//! The work-queue RPCs of the engine: individual acks, nacks, deadline extensions and
+//! consumer settings. Settling and dispatching run in PostgreSQL (`log::deliveries`);
+//! here they are checked against the consumer's mode, and the consumer's subscribers
+//! on this server are woken (other replicas hear it through NOTIFY).
+
+use std::time::Duration;
+
+use super::{Engine, SubscribeError};
+use crate::log::{ConsumerInfo, ConsumerSettings, Position, Redelivery, SettingsPatch, Updated};
+
+impl Engine {
+    /// The settings of an existing consumer of an existing topic.
+    async fn settings_of(
+        &self,
+        topic: &str,
+        consumer: &str,
+    ) -> Result<ConsumerSettings, SubscribeError> {
+        self.head(topic).await?;
+        self.log
+            .consumer_settings(topic, consumer)
+            .await?
+            .ok_or_else(|| self.consumer_not_found(topic, consumer))
+    }
+
+    /// The settings of a shared consumer; `rpc` names the call for the error.
+    async fn shared(
+        &self,
+        topic: &str,
+        consumer: &str,
+        rpc: &'static str,
+    ) -> Result<ConsumerSettings, SubscribeError> {
+        let settings = self.settings_of(topic, consumer).await?;
+        if !settings.mode.is_shared() {
+            return Err(SubscribeError::NotShared {
+                topic: topic.to_owned(),
+                consumer: consumer.to_owned(),
+                rpc,
+            });
+        }
+        Ok(settings)
+    }
+
+    /// Settles records of a shared consumer one by one (offsets not delivered, or
+    /// already settled, are ignored); returns its position after.
+    pub async fn ack_records(
+        &self,
+        topic: &str,
+        consumer: &str,
+        offsets: &[i64],
+    ) -> Result<Position, SubscribeError> {
+        self.shared(topic, consumer, "offsets").await?;
+        let position = self
+            .log
+            .settle(topic, consumer, offsets)
+            .await?
+            .ok_or_else(|| self.consumer_not_found(topic, consumer))?;
+        self.signals.settled(topic, consumer);
+        Ok(position)
+    }
+
+    /// Gives records back for redelivery, or dead-letters them.
+    pub async fn nack(
+        &self,
+        topic: &str,
+        consumer: &str,
+        offsets: &[i64],
+        redelivery: Redelivery<'_>,
+    ) -> Result<(), SubscribeError> {
+        self.shared(topic, consumer, "Nack").await?;
+        self.log
+            .nack(topic, consumer, offsets, redelivery)
+            .await?
+            .ok_or_else(|| self.consumer_not_found(topic, consumer))?;
+        self.signals.released(topic, consumer);
+        Ok(())
+    }
+
+    /// Restarts the ack deadline of held records (`None`: the consumer's deadline).
+    pub async fn extend(
+        &self,
+        topic: &str,
+        consumer: &str,
+        offsets: &[i64],
+        deadline: Option<Duration>,
+    ) -> Result<(), SubscribeError> {
+        let settings = self.shared(topic, consumer, "ExtendAckDeadline").await?;
+        let deadline = deadline.unwrap_or(settings.ack_deadline);
+        Ok(self.log.extend(topic, consumer, offsets, deadline).await?)
+    }
+
+    /// Changes a consumer's settings; returns the consumer as ListConsumers shows it.
+    pub async fn update(
+        &self,
+        topic: &str,
+        consumer: &str,
+        patch: &SettingsPatch,
+    ) -> Result<ConsumerInfo, SubscribeError> {
+        self.head(topic).await?;
+        match self.log.update_consumer(topic, consumer, patch).await? {
+            Updated::Yes(_) => {}
+            Updated::NotFound => return Err(self.consumer_not_found(topic, consumer)),
+            Updated::InFlight { from } => {
+                return Err(SubscribeError::RecordsInFlight {
+                    topic: topic.to_owned(),
+                    consumer: consumer.to_owned(),
+                    from,
+                });
+            }
+        }
+        self.signals.released(topic, consumer);
+        self.log
+            .consumer_info(topic, consumer)
+            .await?
+            .ok_or_else(|| self.consumer_not_found(topic, consumer))
+    }
+}
