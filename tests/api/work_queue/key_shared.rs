@@ -58,6 +58,15 @@ async fn per_subject_order_holds_across_nacks_and_a_subscriber_leaving() {
     }
 
     let handled = handled.lock().unwrap();
+    let mut first_at = BTreeMap::new();
+    for (i, (_, offset)) in handled.iter().enumerate() {
+        if let Some(first) = first_at.insert(*offset, i) {
+            panic!(
+                "offset {offset} was handled twice (at {first} and {i} of {})",
+                handled.len()
+            );
+        }
+    }
     assert_eq!(
         handled.len(),
         SUBJECTS * PER_SUBJECT,
