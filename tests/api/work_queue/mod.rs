@@ -2,6 +2,7 @@
 //! redelivery back-off and dead letters. One file per behaviour.
 
 mod bad_input;
+mod crash;
 mod dead_letters;
 mod key_shared;
 mod redelivery;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use super::{ack_each, config, consumer_info, shared_sub};
+use crate::helpers::probes::track_statements;
 use crate::helpers::*;
 
 const EVENTS: usize = 3000;
@@ -26,6 +27,8 @@ async fn three_shared_subscribers_on_two_servers_split_the_events_once_each() {
         Duration::from_secs(1),
     );
     let mut client = first.client().await;
+    let pool = first.sql().await;
+    track_statements(&pool).await;
     // Create the consumer before the events exist, so all three start together.
     let mut streams = Vec::new();
     for server in [&first, &second, &first] {
@@ -93,7 +96,35 @@ async fn three_shared_subscribers_on_two_servers_split_the_events_once_each() {
         shares.iter().all(|&n| n > 0),
         "every subscriber got a share: {shares:?}"
     );
+    report_costs(&pool).await;
     let info = consumer_info(&mut client, "jobs", "workers").await;
     assert_eq!(info.committed_offset, EVENTS as i64);
     assert_eq!((info.in_flight, info.lag), (0, 0));
+}
+
+/// Prints what the work cost PostgreSQL per record: statements (all of them, the
+/// publishes included) and row writes to `deliveries`.
+async fn report_costs(pool: &sqlx::PgPool) {
+    let (calls,): (i64,) = sqlx::query_as(
+        "SELECT coalesce(sum(calls), 0)::int8 FROM pg_stat_statements \
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    // The statistics collector may lag a little; these are figures, not assertions.
+    let (ins, upd, del): (i64, i64, i64) = sqlx::query_as(
+        "SELECT n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables WHERE relname = 'deliveries'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let per = |n: i64| n as f64 / EVENTS as f64;
+    eprintln!(
+        "per record: {:.1} statements; deliveries rows {:.2} inserted, {:.2} updated, {:.2} deleted",
+        per(calls),
+        per(ins),
+        per(upd),
+        per(del)
+    );
 }
