@@ -272,26 +272,39 @@ impl EventLog {
         topic: &str,
         consumer: &str,
         offsets: &[i64],
-    ) -> Result<Option<Position>, LogError> {
-        let Some(mut turn) = self.turn(topic, consumer).await? else {
-            return Ok(None);
+    ) -> Result<Change<Position>, LogError> {
+        let mut turn = match self.shared_turn(topic, consumer).await? {
+            Change::Done(turn) => turn,
+            Change::NotShared => return Ok(Change::NotShared),
+            Change::NotFound => return Ok(Change::NotFound),
         };
         turn.settle(offsets).await?;
-        turn.finish(Ring::Settled).await.map(Some)
+        turn.finish(Ring::Settled).await.map(Change::Done)
+    }
+
+    /// A turn on a consumer that must be shared (an exclusive one is left alone).
+    async fn shared_turn(&self, topic: &str, consumer: &str) -> Result<Change<Turn>, LogError> {
+        Ok(match self.turn(topic, consumer).await? {
+            None => Change::NotFound,
+            Some(turn) if !turn.settings.mode.is_shared() => Change::NotShared,
+            Some(turn) => Change::Done(turn),
+        })
     }
 
     /// Gives delivered records back for redelivery after `delay` (default: the
     /// back-off for their attempt), or dead-letters them (`dead_letter`, or when they
-    /// reached `max_deliveries`). `None` when the consumer does not exist.
+    /// reached `max_deliveries`).
     pub async fn nack(
         &self,
         topic: &str,
         consumer: &str,
         offsets: &[i64],
         redelivery: Redelivery<'_>,
-    ) -> Result<Option<Position>, LogError> {
-        let Some(mut turn) = self.turn(topic, consumer).await? else {
-            return Ok(None);
+    ) -> Result<Change<Position>, LogError> {
+        let mut turn = match self.shared_turn(topic, consumer).await? {
+            Change::Done(turn) => turn,
+            Change::NotShared => return Ok(Change::NotShared),
+            Change::NotFound => return Ok(Change::NotFound),
         };
         let rows: Vec<(i64, i32)> = sqlx::query_as(DELIVERED)
             .bind(topic)
@@ -301,7 +314,7 @@ impl EventLog {
             .await
             .map_err(failed("reading delivered records"))?;
         turn.give_back(&rows, redelivery).await?;
-        turn.finish(Ring::Due).await.map(Some)
+        turn.finish(Ring::Due).await.map(Change::Done)
     }
 
     /// Restarts the deadline of held records.
@@ -339,6 +352,17 @@ impl EventLog {
             .map_err(failed("releasing held records"))?;
         Ok(released)
     }
+}
+
+/// What a change to a shared consumer found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change<T> {
+    /// Done.
+    Done(T),
+    /// The consumer is exclusive; nothing changed.
+    NotShared,
+    /// There is no such consumer.
+    NotFound,
 }
 
 /// How a nack wants its records back.

@@ -22,7 +22,7 @@ mod types;
 
 pub use consumers::{ConsumerInfo, Deleted, Position};
 pub use dead_letters::dead_letter_id;
-pub use deliveries::{Dispatch, DispatchRequest, Held, Redelivery};
+pub use deliveries::{Change, Dispatch, DispatchRequest, Held, Redelivery};
 pub use error::{LogError, is_unavailable};
 pub use notify::{CHANNELS, Notice, parse as parse_notice};
 pub use read::{Page, PageRequest};

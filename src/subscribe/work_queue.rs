@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use super::{Engine, SubscribeError};
-use crate::log::{ConsumerInfo, ConsumerSettings, Position, Redelivery, SettingsPatch, Updated};
+use crate::log::{
+    Change, ConsumerInfo, ConsumerSettings, Position, Redelivery, SettingsPatch, Updated,
+};
 
 impl Engine {
     /// The settings of an existing consumer of an existing topic.
@@ -41,19 +43,16 @@ impl Engine {
     }
 
     /// Settles records of a shared consumer one by one (offsets not delivered, or
-    /// already settled, are ignored); returns its position after.
+    /// already settled, are ignored); returns its position after. One transaction:
+    /// the mode is checked under the consumer's lock.
     pub async fn ack_records(
         &self,
         topic: &str,
         consumer: &str,
         offsets: &[i64],
     ) -> Result<Position, SubscribeError> {
-        self.shared(topic, consumer, "offsets").await?;
-        let position = self
-            .log
-            .settle(topic, consumer, offsets)
-            .await?
-            .ok_or_else(|| self.consumer_not_found(topic, consumer))?;
+        let change = self.log.settle(topic, consumer, offsets).await?;
+        let position = self.changed(topic, consumer, change, "offsets").await?;
         self.signals.settled(topic, consumer);
         Ok(position)
     }
@@ -66,13 +65,32 @@ impl Engine {
         offsets: &[i64],
         redelivery: Redelivery<'_>,
     ) -> Result<(), SubscribeError> {
-        self.shared(topic, consumer, "Nack").await?;
-        self.log
-            .nack(topic, consumer, offsets, redelivery)
-            .await?
-            .ok_or_else(|| self.consumer_not_found(topic, consumer))?;
+        let change = self.log.nack(topic, consumer, offsets, redelivery).await?;
+        self.changed(topic, consumer, change, "Nack").await?;
         self.signals.released(topic, consumer);
         Ok(())
+    }
+
+    /// The outcome of a change to a shared consumer, as the caller's error.
+    async fn changed<T>(
+        &self,
+        topic: &str,
+        consumer: &str,
+        change: Change<T>,
+        rpc: &'static str,
+    ) -> Result<T, SubscribeError> {
+        match change {
+            Change::Done(done) => Ok(done),
+            Change::NotShared => Err(SubscribeError::NotShared {
+                topic: topic.to_owned(),
+                consumer: consumer.to_owned(),
+                rpc,
+            }),
+            Change::NotFound => {
+                self.head(topic).await?; // names the topic when that is what is missing
+                Err(self.consumer_not_found(topic, consumer))
+            }
+        }
     }
 
     /// Restarts the ack deadline of held records (`None`: the consumer's deadline).
