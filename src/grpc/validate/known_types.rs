@@ -106,7 +106,7 @@ fn value_too_deep(value: &Value, depth: usize) -> bool {
 
 /// Whether JSON text holds an escaped NUL character, `\u0000` (and not an escaped
 /// backslash followed by `u0000`).
-fn has_nul_escape(json: &str) -> bool {
+pub(super) fn has_nul_escape(json: &str) -> bool {
     json.match_indices("\\u0000").any(|(at, _)| {
         let backslashes_before = json[..at].bytes().rev().take_while(|&b| b == b'\\');
         backslashes_before.count() % 2 == 0

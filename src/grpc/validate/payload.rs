@@ -62,27 +62,20 @@ pub(super) fn is_json(content_type: &str) -> bool {
 
 /// JSON text must parse, and hold no NUL character in any string: PostgreSQL's JSON
 /// operators (`->>` on any key) and casts to JSONB refuse a document with `\u0000`.
+/// The text itself is checked, not the parsed value: the text is stored as sent, and a
+/// repeated key can hide a `\u0000` from the parsed value (the last key wins there).
 fn json_text(field: &str, text: &str) -> Result<(), ApiError> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+    serde_json::from_str::<serde_json::Value>(text).map_err(|e| {
         ApiError::invalid(
             field,
             format!("content_type is JSON but the text is not valid JSON: {e}"),
         )
     })?;
-    if has_nul(&value) {
+    if known_types::has_nul_escape(text) {
         return Err(ApiError::invalid(
             field,
             "JSON strings must not contain \\u0000",
         ));
     }
     Ok(())
-}
-
-fn has_nul(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::String(s) => s.contains('\0'),
-        serde_json::Value::Array(items) => items.iter().any(has_nul),
-        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        _ => false,
-    }
 }

@@ -63,6 +63,18 @@ fn json_content_must_be_valid_json_without_nul() {
     assert_eq!(invalid_field(err), "events[0].text_data");
     let err = publish(request(vec![json(r#"{"a":"\u0000"}"#)]), &Limits::default()).unwrap_err();
     assert_eq!(invalid_field(err), "events[0].text_data");
+    // The text is stored as sent: a later repeated key does not hide the NUL.
+    let hidden = json(r#"{"":"\u0000","":0}"#);
+    let err = publish(request(vec![hidden]), &Limits::default()).unwrap_err();
+    assert_eq!(invalid_field(err), "events[0].text_data");
+    // An escaped backslash before "u0000" is text, not a NUL.
+    assert!(
+        publish(
+            request(vec![json(r#"{"a":"\\u0000"}"#)]),
+            &Limits::default()
+        )
+        .is_ok()
+    );
 }
 
 #[test]
