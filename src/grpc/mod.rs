@@ -89,7 +89,7 @@ impl EventBusService {
             validate::Acked::Records(offsets) => {
                 let consumer = consumer.ok_or(crate::subscribe::SubscribeError::Ephemeral)?;
                 self.engine
-                    .ack_records(&req.topic, &consumer, &offsets)
+                    .ack_records(&req.topic, &consumer, &offsets, req.seek_epoch)
                     .await?
             }
         };

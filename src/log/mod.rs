@@ -15,6 +15,7 @@ mod consumers;
 mod dead_letters;
 mod deliveries;
 mod error;
+mod individual_acks;
 mod read;
 mod renewals;
 mod settings;

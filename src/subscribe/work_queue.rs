@@ -42,18 +42,43 @@ impl Engine {
         Ok(settings)
     }
 
-    /// Settles records of a shared consumer one by one (offsets not delivered, or
-    /// already settled, are ignored); returns its position after. One transaction:
-    /// the mode is checked under the consumer's lock.
+    /// Settles records one by one (offsets not delivered, or already settled, are
+    /// ignored) and returns the consumer's position after. Shared consumers settle in
+    /// one transaction that checks the mode under the consumer's lock; exclusive ones
+    /// move their low-water mark over what is acked (with `epoch`, an ack from before
+    /// a Seek moves nothing).
     pub async fn ack_records(
         &self,
         topic: &str,
         consumer: &str,
         offsets: &[i64],
+        epoch: Option<i64>,
     ) -> Result<Position, SubscribeError> {
-        let change = self.log.settle(topic, consumer, offsets).await?;
-        let position = self.changed(topic, consumer, change, "offsets").await?;
-        self.signals.settled(topic, consumer);
+        match self.log.settle(topic, consumer, offsets).await? {
+            Change::NotShared => self.ack_exclusive(topic, consumer, offsets, epoch).await,
+            change => {
+                let position = self.changed(topic, consumer, change, "offsets").await?;
+                self.signals.settled(topic, consumer);
+                Ok(position)
+            }
+        }
+    }
+
+    async fn ack_exclusive(
+        &self,
+        topic: &str,
+        consumer: &str,
+        offsets: &[i64],
+        epoch: Option<i64>,
+    ) -> Result<Position, SubscribeError> {
+        let max = self.config.max_unsettled;
+        let acked = self
+            .log
+            .ack_exclusive_records(topic, consumer, offsets, epoch, max);
+        let position = acked
+            .await?
+            .ok_or_else(|| self.consumer_not_found(topic, consumer))?;
+        self.signals.moved(topic, consumer, position);
         Ok(position)
     }
 

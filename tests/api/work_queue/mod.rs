@@ -4,6 +4,7 @@
 mod bad_input;
 mod crash;
 mod dead_letters;
+mod exclusive_acks;
 mod key_shared;
 mod redelivery;
 mod shared;

@@ -1,0 +1,111 @@
+//! Individual acks of exclusive consumers: one process may work on many records at
+//! once and ack them out of order. Offsets acked above the committed offset wait in
+//! `consumers.acked` until the records before them are acked; the committed offset is
+//! the low-water mark, moved over every consecutive run.
+
+use std::collections::BTreeSet;
+
+use super::{EventLog, LogError, Position};
+
+const LOCK: &str = r#"
+SELECT c.committed, c.seek_epoch, c.acked, t.head
+FROM consumers c JOIN topics t ON t.name = c.topic
+WHERE c.topic = $1 AND c.name = $2 AND c.mode = 1
+FOR UPDATE OF c"#;
+
+const STORE: &str = concat!(
+    r#"
+WITH stored AS (
+    UPDATE consumers
+    SET committed = $3, acked = $4,
+        updated_at = CASE WHEN $3 > committed THEN clock_timestamp() ELSE updated_at END
+    WHERE topic = $1 AND name = $2
+    RETURNING committed, seek_epoch
+)
+SELECT committed, seek_epoch, "#,
+    notify_consumer!("$1", "$2", "committed", "seek_epoch"),
+    " IS NULL AS notified FROM stored"
+);
+
+/// The low-water mark after acking `offsets` individually: `acked` and the new offsets
+/// (those above `committed`, at most `head`, within `max_unsettled` of `committed`)
+/// merged, and `committed` moved over the consecutive run after it. Returns the new
+/// committed offset and what stays acked above it.
+fn advance(
+    committed: i64,
+    acked: &[i64],
+    offsets: &[i64],
+    head: i64,
+    max_unsettled: i64,
+) -> (i64, Vec<i64>) {
+    let limit = head.min(committed.saturating_add(max_unsettled));
+    let mut set: BTreeSet<i64> = acked
+        .iter()
+        .chain(offsets)
+        .copied()
+        .filter(|&o| o > committed && o <= limit)
+        .collect();
+    let mut low = committed;
+    while set.remove(&(low + 1)) {
+        low += 1;
+    }
+    (low, set.into_iter().collect())
+}
+
+impl EventLog {
+    /// Acks records of an exclusive consumer one by one (with `epoch`, an ack from an
+    /// older seek epoch moves nothing). `None` when there is no such exclusive consumer.
+    pub async fn ack_exclusive_records(
+        &self,
+        topic: &str,
+        name: &str,
+        offsets: &[i64],
+        epoch: Option<i64>,
+        max_unsettled: i64,
+    ) -> Result<Option<Position>, LogError> {
+        let err = |ctx| move |e| LogError::from_sqlx(ctx, e);
+        let mut tx = self.pool.begin().await.map_err(err("starting an ack"))?;
+        let row: Option<(i64, i64, Vec<i64>, i64)> = sqlx::query_as(LOCK)
+            .bind(topic)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err("locking a consumer"))?;
+        let Some((committed, seek_epoch, acked, head)) = row else {
+            return Ok(None);
+        };
+        if epoch.is_some_and(|e| e < seek_epoch) {
+            return Ok(Some(Position {
+                committed,
+                epoch: seek_epoch,
+            }));
+        }
+        let (low, rest) = advance(committed, &acked, offsets, head, max_unsettled);
+        let (committed, epoch, _): (i64, i64, bool) = sqlx::query_as(STORE)
+            .bind(topic)
+            .bind(name)
+            .bind(low)
+            .bind(rest)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err("storing individual acks"))?;
+        tx.commit().await.map_err(err("committing an ack"))?;
+        Ok(Some(Position { committed, epoch }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Out-of-order acks wait above the low-water mark, which moves over each run;
+    /// offsets at or below it, past the head, or beyond the bound are dropped.
+    #[test]
+    fn the_low_water_mark_moves_over_consecutive_acks_only() {
+        assert_eq!(advance(0, &[], &[3, 2], 10, 100), (0, vec![2, 3]));
+        assert_eq!(advance(0, &[2, 3], &[1], 10, 100), (3, vec![]));
+        assert_eq!(advance(3, &[], &[5, 4, 7], 10, 100), (5, vec![7]));
+        assert_eq!(advance(5, &[7], &[2, 11], 10, 100), (5, vec![7]));
+        assert_eq!(advance(0, &[], &[50, 1], 100, 10), (1, vec![]));
+    }
+}
