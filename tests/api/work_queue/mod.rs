@@ -7,6 +7,7 @@ mod dead_letters;
 mod exclusive_acks;
 mod key_shared;
 mod redelivery;
+mod restart;
 mod shared;
 
 use std::time::Duration;
