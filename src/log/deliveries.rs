@@ -317,6 +317,24 @@ impl EventLog {
         turn.finish(Ring::Due).await.map(Change::Done)
     }
 
+    /// How many records `owner` holds now (a cheap look before a dispatch, without the
+    /// consumer's lock).
+    pub async fn holding(
+        &self,
+        topic: &str,
+        consumer: &str,
+        owner: Uuid,
+    ) -> Result<usize, LogError> {
+        let count: i64 = sqlx::query_scalar(HELD_BY)
+            .bind(topic)
+            .bind(consumer)
+            .bind(owner)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(failed("counting held records"))?;
+        Ok(count as usize)
+    }
+
     /// Restarts the deadline of held records.
     pub async fn extend(
         &self,

@@ -119,6 +119,14 @@ impl Mode for Shared {
     async fn fetch(&mut self, s: &mut Stream) -> Result<Batch, SubscribeError> {
         self.seen_head = s.head.get();
         self.dirty = false;
+        // Full at the last look: a settle somewhere woke us, but unless it was one of
+        // ours there is no room. One count instead of a dispatch under the lock.
+        if self.holding >= self.max_in_flight {
+            self.holding = s.log.holding(&s.topic, &self.name, self.owner).await?;
+            if self.holding >= self.max_in_flight {
+                return Ok(Vec::new());
+            }
+        }
         let request = DispatchRequest {
             topic: &s.topic,
             consumer: &self.name,
