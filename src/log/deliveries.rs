@@ -278,8 +278,15 @@ impl EventLog {
             Change::NotShared => return Ok(Change::NotShared),
             Change::NotFound => return Ok(Change::NotFound),
         };
-        turn.settle(offsets).await?;
-        turn.finish(Ring::Settled).await.map(Change::Done)
+        // A settle that frees a key-shared subject wakes every subscriber (one of them
+        // takes the next record of that subject); any other only those out of room.
+        let unblocked = turn.settle(offsets).await?;
+        let ring = if unblocked > 0 {
+            Ring::Due
+        } else {
+            Ring::Settled
+        };
+        turn.finish(ring).await.map(Change::Done)
     }
 
     /// A turn on a consumer that must be shared (an exclusive one is left alone).
@@ -462,12 +469,12 @@ impl Turn {
         let conn: &mut PgConnection = &mut self.tx;
         self.dead_lettered += dead_letters::append(conn, &topic, &consumer, &dlq, parked).await?;
         let offsets: Vec<i64> = parked.iter().map(|p| p.offset).collect();
-        self.settle(&offsets).await
+        self.settle(&offsets).await.map(drop)
     }
 
     /// Removes settled rows; key-shared, the next record of each of their subjects is
-    /// unblocked.
-    async fn settle(&mut self, offsets: &[i64]) -> Result<(), LogError> {
+    /// unblocked. Returns how many records were unblocked.
+    async fn settle(&mut self, offsets: &[i64]) -> Result<u64, LogError> {
         let subjects: Vec<String> = sqlx::query_scalar(SETTLE)
             .bind(&self.topic)
             .bind(&self.consumer)
@@ -477,16 +484,16 @@ impl Turn {
             .map_err(failed("settling records"))?;
         let subjects: Vec<String> = subjects.into_iter().filter(|s| !s.is_empty()).collect();
         if subjects.is_empty() || self.settings.mode != super::DeliveryMode::KeyShared {
-            return Ok(());
+            return Ok(0);
         }
-        sqlx::query(UNBLOCK)
+        let unblocked = sqlx::query(UNBLOCK)
             .bind(&self.topic)
             .bind(&self.consumer)
             .bind(subjects)
             .execute(&mut *self.tx)
             .await
             .map_err(failed("unblocking subjects"))?;
-        Ok(())
+        Ok(unblocked.rows_affected())
     }
 
     async fn held_by(&mut self, owner: Uuid) -> Result<usize, LogError> {

@@ -192,9 +192,7 @@ impl Engine {
                     let mode = Exclusive::new(name, &topic, signals, params.max_in_flight);
                     self.spawn(stream, mode);
                 } else if stream.types.is_empty() {
-                    let key_shared = settings.mode == DeliveryMode::KeyShared;
-                    let max = params.max_in_flight;
-                    let mode = Shared::new(name, &topic, signals, max, key_shared);
+                    let mode = Shared::new(name, &topic, signals, params.max_in_flight);
                     self.spawn(stream, mode);
                 } else {
                     return Err(SubscribeError::TypesOnShared {

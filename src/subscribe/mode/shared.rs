@@ -32,8 +32,6 @@ pub struct Shared {
     signal: watch::Receiver<ConsumerSignal>,
     signals: Arc<Signals>,
     max_in_flight: usize,
-    /// Key-shared: one record per subject at a time.
-    key_shared: bool,
     /// Something may be due: dispatch even if the head did not move.
     dirty: bool,
     /// The head at the last dispatch.
@@ -48,17 +46,10 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// A subscriber of the shared (or `key_shared`) consumer `name` with a fresh owner
-    /// id.
-    pub fn new(
-        name: String,
-        topic: &str,
-        signals: Arc<Signals>,
-        max_in_flight: usize,
-        key_shared: bool,
-    ) -> Self {
+    /// A subscriber of the shared or key-shared consumer `name` with a fresh owner id
+    /// (PostgreSQL applies the key-shared rules).
+    pub fn new(name: String, topic: &str, signals: Arc<Signals>, max_in_flight: usize) -> Self {
         Self {
-            key_shared,
             signal: signals.watch(topic, &name),
             signals,
             name,
@@ -174,11 +165,11 @@ impl Mode for Shared {
         self.reposition.take()
     }
 
-    /// Wakes when records became due anywhere (nack, a subscriber left), when the
-    /// earliest known deadline or back-off ends, and on settles only when they may
-    /// matter here: this subscriber waits for room, its consumer's window is full, or
-    /// it is key-shared (a settled record may free its subject). Ignoring the other
-    /// settles keeps an ack from waking every subscriber of the consumer.
+    /// Wakes when records became due anywhere (nack, a subscriber left, a key-shared
+    /// subject freed), when the earliest known deadline or back-off ends, and on other
+    /// settles only when they may matter here: this subscriber waits for room, or its
+    /// consumer's window is full. Ignoring the rest keeps an ack from waking every
+    /// subscriber of the consumer.
     async fn changed(&mut self) {
         let wake = self.wake_at;
         let due = async move {
@@ -202,8 +193,7 @@ impl Mode for Shared {
                 }
             }
             let now = *self.signal.borrow();
-            let room_matters =
-                self.key_shared || self.window_full || self.holding >= self.max_in_flight;
+            let room_matters = self.window_full || self.holding >= self.max_in_flight;
             if now.releases != before.releases
                 || now.position != before.position
                 || (now.settles != before.settles && room_matters)
