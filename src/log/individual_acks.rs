@@ -1,7 +1,9 @@
-//! Individual acks of exclusive consumers: one process may work on many records at
-//! once and ack them out of order. Offsets acked above the committed offset wait in
-//! `consumers.acked` until the records before them are acked; the committed offset is
-//! the low-water mark, moved over every consecutive run.
+//! Individual acks and nacks of exclusive consumers: one process may work on many
+//! records at once and ack them out of order. Offsets acked above the committed offset
+//! wait in `consumers.acked` until the records before them are acked; the committed
+//! offset is the low-water mark, moved over every consecutive run. A nack asks the
+//! attached stream to rewind at `rewind_at`: everything after the committed offset
+//! comes again, in order, as after a reconnect.
 
 use std::collections::BTreeSet;
 
@@ -91,6 +93,100 @@ impl EventLog {
             .map_err(err("storing individual acks"))?;
         tx.commit().await.map_err(err("committing an ack"))?;
         Ok(Some(Position { committed, epoch }))
+    }
+}
+
+/// Forgets the acks at or above the earliest nacked record, asks for a rewind at
+/// now + `$4` ms (or sooner, if one is already asked for) and rings the consumer's
+/// doorbell.
+const NACK: &str = concat!(
+    r#"
+WITH nacked AS (
+    UPDATE consumers
+    SET acked = ARRAY(SELECT o FROM unnest(acked) o WHERE o < $3 ORDER BY o),
+        rewind_at = LEAST(COALESCE(rewind_at, 'infinity'),
+                          clock_timestamp() + $4 * interval '1 millisecond')
+    WHERE topic = $1 AND name = $2 AND mode = 1 AND $3 > committed
+    RETURNING 1
+)
+SELECT count(*), (SELECT "#,
+    notify_release!("$1", "$2"),
+    r#" IS NULL FROM (SELECT 1 FROM nacked LIMIT 1) AS any_nacked) FROM nacked"#
+);
+
+const REWIND_AT: &str = "SELECT rewind_at FROM consumers WHERE topic = $1 AND name = $2";
+
+/// The rewind, once due, by the lease holder: a new seek epoch (the stream restarts
+/// after the committed offset, and acks from before are stale).
+const REWIND: &str = concat!(
+    r#"
+WITH rewound AS (
+    UPDATE consumers SET seek_epoch = seek_epoch + 1, rewind_at = NULL,
+                         updated_at = clock_timestamp()
+    WHERE topic = $1 AND name = $2 AND owner = $3 AND rewind_at <= clock_timestamp()
+    RETURNING committed, seek_epoch
+)
+SELECT committed, seek_epoch, "#,
+    notify_consumer!("$1", "$2", "committed", "seek_epoch"),
+    " IS NULL AS notified FROM rewound"
+);
+
+impl EventLog {
+    /// Nacks records of an exclusive consumer: the attached stream rewinds after
+    /// `delay`. Returns whether anything was nacked (records above the committed
+    /// offset of an existing exclusive consumer).
+    pub async fn nack_exclusive(
+        &self,
+        topic: &str,
+        name: &str,
+        offsets: &[i64],
+        delay: std::time::Duration,
+    ) -> Result<bool, LogError> {
+        let Some(&earliest) = offsets.iter().min() else {
+            return Ok(false);
+        };
+        let (count, _): (i64, Option<bool>) = sqlx::query_as(NACK)
+            .bind(topic)
+            .bind(name)
+            .bind(earliest)
+            .bind(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| LogError::from_sqlx("nacking", e))?;
+        Ok(count > 0)
+    }
+
+    /// When a rewind of the consumer is due, if one is asked for.
+    pub async fn rewind_at(
+        &self,
+        topic: &str,
+        name: &str,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, LogError> {
+        let at: Option<Option<chrono::DateTime<chrono::Utc>>> = sqlx::query_scalar(REWIND_AT)
+            .bind(topic)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| LogError::from_sqlx("reading a rewind", e))?;
+        Ok(at.flatten())
+    }
+
+    /// Rewinds the consumer if `owner` holds it and the rewind is due; returns the new
+    /// position.
+    pub async fn rewind(
+        &self,
+        topic: &str,
+        name: &str,
+        owner: uuid::Uuid,
+    ) -> Result<Option<Position>, LogError> {
+        let row: Option<(i64, i64, bool)> = sqlx::query_as(REWIND)
+            .bind(topic)
+            .bind(name)
+            .bind(owner)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| LogError::from_sqlx("rewinding", e))?;
+        Ok(row.map(|(committed, epoch, _)| Position { committed, epoch }))
     }
 }
 

@@ -90,9 +90,42 @@ impl Engine {
         offsets: &[i64],
         redelivery: Redelivery<'_>,
     ) -> Result<(), SubscribeError> {
-        let change = self.log.nack(topic, consumer, offsets, redelivery).await?;
-        self.changed(topic, consumer, change, "Nack").await?;
+        match self.log.nack(topic, consumer, offsets, redelivery).await? {
+            Change::NotShared => {
+                self.nack_exclusive(topic, consumer, offsets, redelivery)
+                    .await?
+            }
+            change => self
+                .changed(topic, consumer, change, "Nack")
+                .await
+                .map(drop)?,
+        }
         self.signals.released(topic, consumer);
+        Ok(())
+    }
+
+    /// An exclusive consumer's nack: its stream rewinds after the delay (default: the
+    /// consumer's first back-off) and delivers everything after the committed offset
+    /// again, in order.
+    async fn nack_exclusive(
+        &self,
+        topic: &str,
+        consumer: &str,
+        offsets: &[i64],
+        redelivery: Redelivery<'_>,
+    ) -> Result<(), SubscribeError> {
+        let Redelivery::After(delay, _) = redelivery else {
+            return Err(SubscribeError::NotShared {
+                topic: topic.to_owned(),
+                consumer: consumer.to_owned(),
+                rpc: "Nack with dead_letter",
+            });
+        };
+        let settings = self.settings_of(topic, consumer).await?;
+        let delay = delay.unwrap_or_else(|| settings.backoff(1));
+        self.log
+            .nack_exclusive(topic, consumer, offsets, delay)
+            .await?;
         Ok(())
     }
 

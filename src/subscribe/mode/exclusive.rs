@@ -41,6 +41,12 @@ pub struct Exclusive {
     skipped_to: i64,
     /// A Seek moved the consumer: the stream restarts after this.
     reposition: Option<Position>,
+    /// Lease releases (and nacks) seen: a change means a rewind may be asked for.
+    releases_seen: u64,
+    /// A nack asked for a rewind: look up when.
+    check_rewind: bool,
+    /// When the asked-for rewind is due.
+    rewind_at: Option<Instant>,
 }
 
 impl Exclusive {
@@ -59,7 +65,29 @@ impl Exclusive {
             last_delivered: 0,
             skipped_to: 0,
             reposition: None,
+            releases_seen: 0,
+            check_rewind: true,
+            rewind_at: None,
         }
+    }
+
+    /// Learns of a rewind a nack asked for, and does it once due (as the lease holder:
+    /// a new epoch, so the stream restarts after the committed offset).
+    async fn maybe_rewind(&mut self, s: &Stream) -> Result<(), SubscribeError> {
+        if std::mem::take(&mut self.check_rewind) {
+            let at = s.log.rewind_at(&s.topic, &self.name).await?;
+            self.rewind_at = at.map(|at| {
+                let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+                Instant::now() + wait
+            });
+        }
+        if self.rewind_at.is_some_and(|at| at <= Instant::now()) {
+            self.rewind_at = None;
+            if let Some(position) = s.log.rewind(&s.topic, &self.name, self.owner).await? {
+                self.apply(position);
+            }
+        }
+        Ok(())
     }
 
     async fn try_acquire(&mut self, s: &Stream) -> Result<Option<Position>, SubscribeError> {
@@ -157,6 +185,10 @@ impl Mode for Exclusive {
     }
 
     async fn fetch(&mut self, stream: &mut Stream) -> Result<Batch, SubscribeError> {
+        self.maybe_rewind(stream).await?;
+        if self.reposition.is_some() {
+            return Ok(Vec::new()); // the loop restarts the stream first
+        }
         let records = stream.read_page(self.budget()).await?;
         Ok(records.into_iter().map(|r| (r, 1)).collect())
     }
@@ -180,9 +212,30 @@ impl Mode for Exclusive {
         self.reposition.take()
     }
 
+    /// Wakes on the consumer's doorbell (acks, seeks; a release means a nack may have
+    /// asked for a rewind) and when an asked-for rewind is due.
     async fn changed(&mut self) {
-        if self.signal.changed().await.is_err() {
-            std::future::pending::<()>().await;
+        if self.reposition.is_some() {
+            return;
+        }
+        let rewind_at = self.rewind_at;
+        let due = async move {
+            match rewind_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            changed = self.signal.changed() => {
+                if changed.is_err() {
+                    std::future::pending::<()>().await;
+                }
+                let releases = self.signal.borrow().releases;
+                if std::mem::replace(&mut self.releases_seen, releases) != releases {
+                    self.check_rewind = true;
+                }
+            }
+            _ = due => {}
         }
     }
 
@@ -216,6 +269,7 @@ impl Mode for Exclusive {
     /// With a type filter, events the client never sees count as passed: once every
     /// delivered record is acknowledged, move the consumer over what was skipped.
     async fn idle(&mut self, s: &Stream) -> Result<(), SubscribeError> {
+        self.maybe_rewind(s).await?;
         let scanned = s.next - 1;
         let settled = self.in_flight.is_empty() && self.committed >= self.last_delivered;
         if s.types.is_empty() || !settled || scanned <= self.committed || scanned == self.skipped_to

@@ -47,9 +47,11 @@ async fn out_of_range_settings_are_refused_naming_the_field() {
 }
 
 /// Subscribing to a consumer with another mode is FAILED_PRECONDITION naming both
-/// modes; a cumulative ack on a shared consumer, Nack on an exclusive one and a type
+/// modes; a cumulative ack on a shared consumer, ExtendAckDeadline on an exclusive one and a type
 /// filter on a shared one are FAILED_PRECONDITION with their reasons; an unknown
 /// consumer is NOT_FOUND; offset and offsets together are INVALID_ARGUMENT.
+/// (ExtendAckDeadline stands for the RPCs of shared consumers: exclusive ones have no
+/// deadline.)
 #[tokio::test]
 async fn rpcs_that_do_not_fit_the_mode_say_so() {
     let server = quick_server().await;
@@ -90,13 +92,16 @@ async fn rpcs_that_do_not_fit_the_mode_say_so() {
     let err = client.ack(cumulative).await.unwrap_err();
     assert_eq!(reason(&err), "CUMULATIVE_ACK_ON_SHARED");
 
-    let nack_exclusive = NackRequest {
+    let extend_exclusive = ExtendAckDeadlineRequest {
         topic: "t".into(),
         consumer: "audit".into(),
         offsets: vec![1],
-        ..Default::default()
+        deadline: None,
     };
-    let err = client.nack(nack_exclusive).await.unwrap_err();
+    let err = client
+        .extend_ack_deadline(extend_exclusive)
+        .await
+        .unwrap_err();
     assert_eq!(
         (err.code(), reason(&err).as_str()),
         (Code::FailedPrecondition, "NOT_SHARED")

@@ -87,3 +87,43 @@ async fn individual_acks_from_before_a_seek_are_stale() {
         1
     );
 }
+
+/// A nack of an exclusive consumer rewinds its stream after the delay: it says
+/// `repositioned`, and everything after the committed offset comes again in order (the
+/// nacked record included), as after a reconnect.
+#[tokio::test]
+async fn a_nack_rewinds_an_exclusive_stream_after_the_delay() {
+    let server = quick_server().await;
+    let mut client = server.client().await;
+    publish(&mut client, "t", events("e", 5)).await;
+    let mut stream = subscribe(&mut client, sub_req("t", "c")).await;
+    assert_eq!(next_offsets(&mut stream, 5).await, [1, 2, 3, 4, 5]);
+    ack_each(&mut client, "t", "c", &[1, 2, 5]).await;
+
+    let delay = std::time::Duration::from_millis(300);
+    let nacked_at = std::time::Instant::now();
+    let nack = NackRequest {
+        topic: "t".into(),
+        consumer: "c".into(),
+        offsets: vec![4],
+        delay: Some(super::proto_duration(delay)),
+        ..Default::default()
+    };
+    client.nack(nack).await.unwrap();
+    let repositioned = loop {
+        match next_message(&mut stream).await {
+            subscribe_response::Message::Repositioned(r) => break r,
+            subscribe_response::Message::Record(r) => {
+                panic!("record {} before the rewind", r.offset)
+            }
+            _ => continue,
+        }
+    };
+    assert!(nacked_at.elapsed() >= delay, "not before the delay");
+    assert_eq!(repositioned.committed_offset, 2);
+    assert_eq!(
+        next_offsets(&mut stream, 3).await,
+        [3, 4, 5],
+        "5 comes again: its ack was after the nacked 4"
+    );
+}
