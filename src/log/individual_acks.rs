@@ -7,13 +7,20 @@
 
 use std::collections::BTreeSet;
 
+use super::dead_letters::{self, Parked};
 use super::{EventLog, LogError, Position};
 
 const LOCK: &str = r#"
-SELECT c.committed, c.seek_epoch, c.acked, t.head
+SELECT c.committed, c.seek_epoch, c.acked, t.head, c.dead_letter_topic
 FROM consumers c JOIN topics t ON t.name = c.topic
 WHERE c.topic = $1 AND c.name = $2 AND c.mode = 1
 FOR UPDATE OF c"#;
+
+const COUNT_DEAD: &str =
+    "UPDATE consumers SET dead_lettered = dead_lettered + $3 WHERE topic = $1 AND name = $2";
+
+/// What the lock read.
+type Locked = (i64, i64, Vec<i64>, i64, String);
 
 const STORE: &str = concat!(
     r#"
@@ -67,13 +74,13 @@ impl EventLog {
     ) -> Result<Option<Position>, LogError> {
         let err = |ctx| move |e| LogError::from_sqlx(ctx, e);
         let mut tx = self.pool.begin().await.map_err(err("starting an ack"))?;
-        let row: Option<(i64, i64, Vec<i64>, i64)> = sqlx::query_as(LOCK)
+        let row: Option<Locked> = sqlx::query_as(LOCK)
             .bind(topic)
             .bind(name)
             .fetch_optional(&mut *tx)
             .await
             .map_err(err("locking a consumer"))?;
-        let Some((committed, seek_epoch, acked, head)) = row else {
+        let Some((committed, seek_epoch, acked, head, _)) = row else {
             return Ok(None);
         };
         if epoch.is_some_and(|e| e < seek_epoch) {
@@ -83,17 +90,82 @@ impl EventLog {
             }));
         }
         let (low, rest) = advance(committed, &acked, offsets, head, max_unsettled);
-        let (committed, epoch, _): (i64, i64, bool) = sqlx::query_as(STORE)
+        let position = store(&mut tx, topic, name, low, rest).await?;
+        tx.commit().await.map_err(err("committing an ack"))?;
+        Ok(Some(position))
+    }
+
+    /// Parks records of an exclusive consumer in its dead-letter topic and counts them
+    /// as acked, in one transaction. `None` when there is no such exclusive consumer.
+    pub async fn dead_letter_exclusive(
+        &self,
+        topic: &str,
+        name: &str,
+        offsets: &[i64],
+        reason: &str,
+        max_unsettled: i64,
+    ) -> Result<Option<Position>, LogError> {
+        let err = |ctx| move |e| LogError::from_sqlx(ctx, e);
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(err("starting a dead letter"))?;
+        let row: Option<Locked> = sqlx::query_as(LOCK)
             .bind(topic)
             .bind(name)
-            .bind(low)
-            .bind(rest)
-            .fetch_one(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await
-            .map_err(err("storing individual acks"))?;
-        tx.commit().await.map_err(err("committing an ack"))?;
-        Ok(Some(Position { committed, epoch }))
+            .map_err(err("locking a consumer"))?;
+        let Some((committed, _, acked, head, dead_letter_topic)) = row else {
+            return Ok(None);
+        };
+        let mut parked: Vec<Parked> = offsets
+            .iter()
+            .filter(|&&o| o > committed && o <= head && !acked.contains(&o))
+            .map(|&offset| Parked {
+                offset,
+                attempts: 1,
+                reason: reason.to_owned(),
+            })
+            .collect();
+        let dlq = match dead_letter_topic.as_str() {
+            "" => format!("{topic}.dlq"),
+            other => other.to_owned(),
+        };
+        let count = dead_letters::append(&mut tx, topic, name, &dlq, &mut parked).await?;
+        sqlx::query(COUNT_DEAD)
+            .bind(topic)
+            .bind(name)
+            .bind(count)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("counting dead letters"))?;
+        let parked: Vec<i64> = parked.iter().map(|p| p.offset).collect();
+        let (low, rest) = advance(committed, &acked, &parked, head, max_unsettled);
+        let position = store(&mut tx, topic, name, low, rest).await?;
+        tx.commit().await.map_err(err("committing a dead letter"))?;
+        Ok(Some(position))
     }
+}
+
+/// Stores the low-water mark and what stays acked above it, and announces it.
+async fn store(
+    tx: &mut sqlx::PgConnection,
+    topic: &str,
+    name: &str,
+    low: i64,
+    rest: Vec<i64>,
+) -> Result<Position, LogError> {
+    let (committed, epoch, _): (i64, i64, bool) = sqlx::query_as(STORE)
+        .bind(topic)
+        .bind(name)
+        .bind(low)
+        .bind(rest)
+        .fetch_one(tx)
+        .await
+        .map_err(|e| LogError::from_sqlx("storing individual acks", e))?;
+    Ok(Position { committed, epoch })
 }
 
 /// Forgets the acks at or above the earliest nacked record, asks for a rewind at

@@ -114,12 +114,19 @@ impl Engine {
         offsets: &[i64],
         redelivery: Redelivery<'_>,
     ) -> Result<(), SubscribeError> {
-        let Redelivery::After(delay, _) = redelivery else {
-            return Err(SubscribeError::NotShared {
-                topic: topic.to_owned(),
-                consumer: consumer.to_owned(),
-                rpc: "Nack with dead_letter",
-            });
+        let delay = match redelivery {
+            Redelivery::After(delay, _) => delay,
+            Redelivery::DeadLetter(reason) => {
+                let max = self.config.max_unsettled;
+                let parked = self
+                    .log
+                    .dead_letter_exclusive(topic, consumer, offsets, reason, max);
+                let position = parked
+                    .await?
+                    .ok_or_else(|| self.consumer_not_found(topic, consumer))?;
+                self.signals.moved(topic, consumer, position);
+                return Ok(());
+            }
         };
         let settings = self.settings_of(topic, consumer).await?;
         let delay = delay.unwrap_or_else(|| settings.backoff(1));

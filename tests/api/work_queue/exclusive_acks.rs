@@ -127,3 +127,32 @@ async fn a_nack_rewinds_an_exclusive_stream_after_the_delay() {
         "5 comes again: its ack was after the nacked 4"
     );
 }
+
+/// `Nack { dead_letter }` on an exclusive consumer parks the record in the dead-letter
+/// topic and counts it as acked: the low-water mark moves over it.
+#[tokio::test]
+async fn a_dead_letter_nack_of_an_exclusive_consumer_parks_and_passes_the_record() {
+    let server = quick_server().await;
+    let mut client = server.client().await;
+    publish(&mut client, "t", events("e", 3)).await;
+    let mut stream = subscribe(&mut client, sub_req("t", "c")).await;
+    assert_eq!(next_offsets(&mut stream, 3).await, [1, 2, 3]);
+    let nack = NackRequest {
+        topic: "t".into(),
+        consumer: "c".into(),
+        offsets: vec![2],
+        dead_letter: true,
+        reason: "unreadable".into(),
+        ..Default::default()
+    };
+    client.nack(nack).await.unwrap();
+    ack_each(&mut client, "t", "c", &[1, 3]).await;
+
+    let parked = read_all(&mut client, "t.dlq").await;
+    assert_eq!(parked.len(), 1);
+    let attributes = &parked[0].event.as_ref().unwrap().attributes;
+    assert_eq!(attributes["pulsebus.dead_letter.offset"], "2");
+    assert_eq!(attributes["pulsebus.dead_letter.reason"], "unreadable");
+    let info = super::consumer_info(&mut client, "t", "c").await;
+    assert_eq!((info.committed_offset, info.dead_lettered), (3, 1));
+}
