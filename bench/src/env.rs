@@ -3,13 +3,15 @@
 //!
 //! pulsebus and the PostgreSQL baseline share one cluster (databases `pulsebus` and
 //! `baseline`), initialised fresh in the work directory with default durability
-//! (fsync on, synchronous_commit on) and only the settings `--pg-setting` adds.
+//! (fsync on, synchronous_commit on) and only the settings `--pg-setting` adds (and,
+//! for the work-queue scenario, `pg_stat_statements` preloaded, to count statements).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use sqlx::PgPool;
 
+use crate::procs::ProcGroup;
 use crate::servers::{self, Cluster, LogProblems, ServerProc, WorkDir};
 use crate::systems::{System, SystemKind, Target, postgres};
 
@@ -21,6 +23,15 @@ pub struct EnvConfig {
     pub pulsebus_args: Vec<String>,
     pub nats_server: Option<PathBuf>,
     pub pg_settings: Vec<(String, String)>,
+    /// Preload `pg_stat_statements` in the cluster (statement counts per database).
+    pub stat_statements: bool,
+}
+
+/// How the first pulsebus server was started, to start a replica the same way.
+struct PulsebusLaunch {
+    bin: PathBuf,
+    url: String,
+    args: Vec<String>,
 }
 
 /// Running servers and the systems on them. Field order is drop order: servers are
@@ -31,6 +42,9 @@ pub struct Env {
     admin: Option<PgPool>,
     cluster: Option<Cluster>,
     pub notes: Vec<String>,
+    launch: Option<PulsebusLaunch>,
+    /// A second pulsebus server on the same database: its address and process index.
+    replica: Option<(String, usize)>,
     _work: WorkDir,
 }
 
@@ -43,6 +57,8 @@ impl Env {
             admin: None,
             cluster: None,
             notes: Vec::new(),
+            launch: None,
+            replica: None,
             _work: work,
         };
         let wants = |k: SystemKind| cfg.kinds.contains(&k);
@@ -53,10 +69,26 @@ impl Env {
         ];
         if pg_kinds.into_iter().any(wants) {
             let root = env._work.0.join("pg");
-            let cluster = Cluster::start(root, cfg.pg_settings.clone())
+            let mut settings = Vec::new();
+            if cfg.stat_statements {
+                // First, so that a --pg-setting of the same name wins.
+                settings.push((
+                    "shared_preload_libraries".into(),
+                    "pg_stat_statements".into(),
+                ));
+                settings.push(("pg_stat_statements.track_utility".into(), "off".into()));
+            }
+            settings.extend(cfg.pg_settings.iter().cloned());
+            let cluster = Cluster::start(root, settings)
                 .await
                 .context("start the PostgreSQL cluster")?;
             let admin = sqlx::PgPool::connect(&cluster.url("postgres")).await?;
+            if cfg.stat_statements {
+                sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                    .execute(&admin)
+                    .await
+                    .context("CREATE EXTENSION pg_stat_statements (is it preloaded?)")?;
+            }
             env.admin = Some(admin);
             env.cluster = Some(cluster);
         }
@@ -92,6 +124,11 @@ impl Env {
                 self.notes
                     .push(format!("pulsebus binary: {}", bin.display()));
                 self.procs.push(proc);
+                self.launch = Some(PulsebusLaunch {
+                    bin,
+                    url: cluster.url("pulsebus"),
+                    args: cfg.pulsebus_args.clone(),
+                });
             }
             SystemKind::Postgres | SystemKind::PostgresNolock => {
                 let cluster = cluster.expect("cluster started");
@@ -125,6 +162,90 @@ impl Env {
             }
         }
         Ok(system)
+    }
+
+    /// A second pulsebus server on the first one's database (started on first use, kept
+    /// until the end): its address and process, and its index for [`Env::problems_of`].
+    pub async fn pulsebus_replica(&mut self) -> Result<(String, ProcGroup, usize)> {
+        if self.replica.is_none() {
+            let launch = self.launch.as_ref().context("pulsebus is not running")?;
+            let (proc, addr) = servers::start_pulsebus(&launch.bin, &launch.url, &launch.args)
+                .await
+                .context("start a second pulsebus server")?;
+            self.replica = Some((addr, self.procs.len()));
+            self.procs.push(proc);
+        }
+        let (addr, index) = self.replica.clone().expect("started above");
+        Ok((addr, self.procs[index].group(), index))
+    }
+
+    /// What the server process at `index` logged as warnings or errors since the last
+    /// call, and whether it died.
+    pub fn problems_of(&mut self, index: usize) -> (LogProblems, Result<()>) {
+        (
+            self.procs[index].take_problems(),
+            self.procs[index].check_alive(),
+        )
+    }
+
+    /// Statements pg_stat_statements counted so far in database `db` (None without the
+    /// extension).
+    pub async fn statement_calls(&self, db: &str) -> Option<i64> {
+        let admin = self.admin.as_ref()?;
+        sqlx::query_scalar(
+            "SELECT coalesce(sum(calls), 0)::int8 FROM pg_stat_statements \
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1)",
+        )
+        .bind(db)
+        .fetch_one(admin)
+        .await
+        .ok()
+    }
+
+    /// Forgets what pg_stat_statements counted so far (every database).
+    pub async fn reset_statements(&self) {
+        if let Some(admin) = &self.admin {
+            let _ = sqlx::query("SELECT pg_stat_statements_reset()")
+                .execute(admin)
+                .await;
+        }
+    }
+
+    /// The `n` statements of database `db` that ran most often since the last reset:
+    /// (calls, rows, text with whitespace collapsed).
+    pub async fn top_statements(&self, db: &str, n: i64) -> Vec<(i64, i64, String)> {
+        let Some(admin) = &self.admin else {
+            return Vec::new();
+        };
+        let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT calls, rows, query FROM pg_stat_statements \
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1) \
+             ORDER BY calls DESC LIMIT $2",
+        )
+        .bind(db)
+        .bind(n)
+        .fetch_all(admin)
+        .await
+        .unwrap_or_default();
+        rows.into_iter()
+            .map(|(c, r, q)| (c, r, q.split_whitespace().collect::<Vec<_>>().join(" ")))
+            .collect()
+    }
+
+    /// Rows inserted, updated and deleted in `table` of database `db` so far
+    /// (pg_stat_user_tables; backends report within about 10 s of going idle).
+    pub async fn table_writes(&self, db: &str, table: &str) -> Result<(i64, i64, i64)> {
+        let cluster = self.cluster.as_ref().context("no PostgreSQL cluster")?;
+        let pool = sqlx::PgPool::connect(&cluster.url(db)).await?;
+        let writes = sqlx::query_as(
+            "SELECT coalesce(sum(n_tup_ins), 0)::int8, coalesce(sum(n_tup_upd), 0)::int8, \
+             coalesce(sum(n_tup_del), 0)::int8 FROM pg_stat_user_tables WHERE relname = $1",
+        )
+        .bind(table)
+        .fetch_one(&pool)
+        .await?;
+        pool.close().await;
+        Ok(writes)
     }
 
     /// Flushes the cluster's dirty pages so one run's checkpoint does not land in the next.

@@ -22,13 +22,13 @@ use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 
 use crate::env::{Env, EnvConfig};
-use crate::scenarios::{Ctx, Rows, Settings};
+use crate::scenarios::{Ctx, Rows, Settings, WorkQueueSettings};
 use crate::systems::SystemKind;
 
 /// A scenario to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
-    /// Every scenario below, in this order.
+    /// Every scenario below but work-queue, in this order.
     All,
     /// 1, 8 and 32 publishers, one event per call.
     Publish,
@@ -40,14 +40,20 @@ enum Scenario {
     Catchup,
     /// 20 topics, 16 publishers, 40 durable consumers acking.
     Mixed,
+    /// A backlog, then a publisher at a fixed rate, drained by shared consumers (3
+    /// subscribers on 2 pulsebus servers, individual acks), against one exclusive
+    /// consumer and a JetStream work queue. Not part of `all`: it preloads
+    /// pg_stat_statements in the cluster.
+    WorkQueue,
 }
 
-const ORDER: [Scenario; 5] = [
+const ORDER: [Scenario; 6] = [
     Scenario::Publish,
     Scenario::PublishBatch,
     Scenario::Fanout,
     Scenario::Catchup,
     Scenario::Mixed,
+    Scenario::WorkQueue,
 ];
 
 /// Load generator for pulsebus and its baselines (PostgreSQL, NATS JetStream).
@@ -63,7 +69,8 @@ struct Cli {
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = SystemKind::ALL)]
     systems: Vec<SystemKind>,
 
-    /// Length of every timed run (default: 15s publish, 5s fanout, 60s mixed).
+    /// Length of every timed run (default: 15s publish, 5s fanout, 60s mixed, 30s of
+    /// publishing in work-queue).
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
 
@@ -132,6 +139,48 @@ struct Cli {
     #[arg(long, default_value_t = 100)]
     mixed_ack_every: u64,
 
+    /// work-queue: events stored before the consumers start.
+    #[arg(long, default_value_t = 100_000)]
+    wq_backlog: u64,
+
+    /// work-queue: events per second published (one per call, open loop) from the
+    /// moment the consumers start, for --duration.
+    #[arg(long, default_value_t = 1000)]
+    wq_rate: u64,
+
+    /// work-queue: subscribers of the shared consumer (pulsebus: spread over 2 servers;
+    /// NATS: of one pull consumer).
+    #[arg(long, default_value_t = 3)]
+    wq_subscribers: usize,
+
+    /// work-queue: unacked records per subscriber (pulsebus max_in_flight; NATS
+    /// max_ack_pending is this times the subscribers).
+    #[arg(long, default_value_t = 200)]
+    wq_max_in_flight: u32,
+
+    /// work-queue: most offsets per Ack call (pulsebus).
+    #[arg(long, default_value_t = 100)]
+    wq_ack_batch: usize,
+
+    /// work-queue: an Ack goes out at most this long after the first record it settles
+    /// was handled (pulsebus).
+    #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]
+    wq_ack_flush: Duration,
+
+    /// work-queue: Ack calls in flight per subscriber at most (NATS: 100 per-message
+    /// acks).
+    #[arg(long, default_value_t = 4)]
+    wq_acks_in_flight: usize,
+
+    /// work-queue: the shared consumers' ack deadline (NATS: ack wait).
+    #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
+    wq_ack_deadline: Duration,
+
+    /// work-queue: the longest one system's run may take, loading excluded, before it
+    /// fails.
+    #[arg(long, default_value = "600s", value_parser = humantime::parse_duration)]
+    wq_timeout: Duration,
+
     /// fanout and mixed: how long subscribers may take to receive everything after
     /// publishing stopped before the run fails.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
@@ -189,16 +238,25 @@ impl Cli {
             mixed_consumers: self.mixed_consumers,
             mixed_ack_every: self.mixed_ack_every.max(1),
             drain_timeout: self.drain_timeout,
+            wq: WorkQueueSettings {
+                backlog: self.wq_backlog,
+                rate: self.wq_rate.max(1),
+                subscribers: self.wq_subscribers.max(1),
+                max_in_flight: self.wq_max_in_flight.max(1),
+                ack_batch: self.wq_ack_batch.max(1),
+                ack_flush: self.wq_ack_flush,
+                acks_in_flight: self.wq_acks_in_flight.max(1),
+                ack_deadline: self.wq_ack_deadline,
+                timeout: self.wq_timeout,
+            },
         }
     }
 
     fn scenarios(&self) -> Vec<Scenario> {
-        if self.scenarios.contains(&Scenario::All) {
-            return ORDER.to_vec();
-        }
+        let all = self.scenarios.contains(&Scenario::All);
         ORDER
             .into_iter()
-            .filter(|s| self.scenarios.contains(s))
+            .filter(|s| self.scenarios.contains(s) || (all && *s != Scenario::WorkQueue))
             .collect()
     }
 }
@@ -214,6 +272,7 @@ async fn run(cli: &Cli, rows: Rows) -> Result<Vec<String>> {
         pulsebus_args: cli.pulsebus_arg.clone(),
         nats_server: cli.nats_server.clone(),
         pg_settings: cli.pg_setting.clone(),
+        stat_statements: cli.scenarios().contains(&Scenario::WorkQueue),
     })
     .await
     .context("starting the systems")?;
@@ -225,6 +284,7 @@ async fn run(cli: &Cli, rows: Rows) -> Result<Vec<String>> {
             Scenario::Fanout => scenarios::fanout::run(&mut ctx).await,
             Scenario::Catchup => scenarios::catchup::run(&mut ctx).await,
             Scenario::Mixed => scenarios::mixed::run(&mut ctx).await,
+            Scenario::WorkQueue => scenarios::work_queue::run(&mut ctx).await,
             Scenario::All => unreachable!("expanded"),
         };
     }

@@ -16,6 +16,8 @@ use std::time::Duration;
 pub enum ProcGroup {
     /// One process (pulsebus, nats-server).
     Pid(u32),
+    /// Two processes counted together (two pulsebus replicas).
+    Pair(u32, u32),
     /// A PostgreSQL cluster: this postmaster and its children.
     Postmaster(u32),
     /// The harness itself.
@@ -74,13 +76,16 @@ fn children_of(parent: u32) -> Vec<u32> {
 impl ProcGroup {
     fn pid(self) -> u32 {
         match self {
-            Self::Pid(p) | Self::Postmaster(p) => p,
+            Self::Pid(p) | Self::Postmaster(p) | Self::Pair(p, _) => p,
             Self::Myself => std::process::id(),
         }
     }
 
     /// CPU time used so far, in seconds (user + system; for a cluster, all of it).
     pub fn cpu_seconds(self) -> Option<f64> {
+        if let Self::Pair(a, b) = self {
+            return Some(Self::Pid(a).cpu_seconds()? + Self::Pid(b).cpu_seconds()?);
+        }
         let (own, reaped, _) = cpu_ticks(self.pid())?;
         let mut ticks = own;
         if let Self::Postmaster(pm) = self {
@@ -94,11 +99,12 @@ impl ProcGroup {
         Some(ticks as f64 / ticks_per_second())
     }
 
-    /// Memory in use now, in KiB: VmRSS for one process, the sum of PSS (proportional
+    /// Memory in use now, in KiB: VmRSS for one process (two: their sum), the sum of PSS (proportional
     /// set size: shared buffers counted once) over a cluster's processes.
     pub fn memory_kib(self) -> Option<u64> {
         match self {
             Self::Pid(pid) => status_kib(pid, "VmRSS:"),
+            Self::Pair(a, b) => Some(status_kib(a, "VmRSS:")? + status_kib(b, "VmRSS:")?),
             Self::Myself => status_kib(std::process::id(), "VmRSS:"),
             Self::Postmaster(pm) => {
                 let kids = children_of(pm);
@@ -110,7 +116,7 @@ impl ProcGroup {
     /// The process's lifetime peak RSS (VmHWM), for single processes.
     pub fn high_water_kib(self) -> Option<u64> {
         match self {
-            Self::Postmaster(_) => None,
+            Self::Postmaster(_) | Self::Pair(..) => None,
             _ => status_kib(self.pid(), "VmHWM:"),
         }
     }

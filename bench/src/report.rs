@@ -1,5 +1,6 @@
 //! The one table: a row per (scenario, variant, system), with pulsebus's ratios to the
-//! baselines on its rows.
+//! baselines on its rows (`pulsebus`, and the work-queue scenario's `pulsebus-shared`
+//! and `pulsebus-exclusive`; shared / exclusive on `pulsebus-shared` rows).
 
 use std::fmt::Write;
 
@@ -64,17 +65,22 @@ pub fn table(rows: &[Row]) -> String {
         "| scenario | variant | system | events/s | latency | p50 ms | p99 ms | p99.9 ms \
          | wall s | server CPU s | pg CPU s | bench CPU s | other CPU s | machine busy % \
          | server peak MiB | pg peak MiB | pulsebus / postgres (evt/s / p99) \
-         | pulsebus / nats-sync (evt/s / p99) | notes |\n",
+         | pulsebus / nats-sync (evt/s / p99) | shared / exclusive (evt/s / p99) | notes |\n",
     );
     out.push_str(
-        "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for r in rows {
         let [p50, p99, p999] = r.latency_ms.map_or([None; 3], |l| l.map(Some));
-        let (vs_pg, vs_nats) = if r.system == "pulsebus" {
+        let (vs_pg, vs_nats) = if r.system == "pulsebus" || r.system.starts_with("pulsebus-") {
             (ratio(rows, r, "postgres"), ratio(rows, r, "nats-sync"))
         } else {
             (String::new(), String::new())
+        };
+        let vs_exclusive = if r.system == "pulsebus-shared" {
+            ratio(rows, r, "pulsebus-exclusive")
+        } else {
+            String::new()
         };
         let note = if r.failed {
             format!("**FAILED** {}", r.note)
@@ -83,7 +89,7 @@ pub fn table(rows: &[Row]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.scenario,
             r.variant,
             r.system,
@@ -107,6 +113,7 @@ pub fn table(rows: &[Row]) -> String {
             num(r.pg_peak_mib),
             vs_pg,
             vs_nats,
+            vs_exclusive,
             note.replace('|', "/"),
         );
     }
@@ -135,5 +142,25 @@ mod tests {
         let t = table(&rows);
         assert!(t.contains("| 0.50x / 2.0x |"), "{t}");
         assert_eq!(t.lines().count(), 4);
+    }
+
+    #[test]
+    fn shared_rows_get_the_exclusive_ratio() {
+        let rows = vec![
+            row("pulsebus-shared", 300.0, 8.0),
+            row("pulsebus-exclusive", 1000.0, 2.0),
+            row("nats-sync", 600.0, 4.0),
+        ];
+        let t = table(&rows);
+        let shared = t.lines().find(|l| l.contains("pulsebus-shared")).unwrap();
+        assert!(
+            shared.contains("| - | 0.50x / 2.0x | 0.30x / 4.0x |"),
+            "{t}"
+        );
+        let exclusive = t
+            .lines()
+            .find(|l| l.contains("pulsebus-exclusive"))
+            .unwrap();
+        assert!(exclusive.contains("| - | 1.67x / 0.5x |  |"), "{t}");
     }
 }

@@ -1,6 +1,6 @@
-//! Smoke test: the harness runs publish, catchup and fanout on pulsebus and the
-//! PostgreSQL baseline with tiny counts, and prints a table with a row for each. No
-//! speed is asserted, and NATS is not needed.
+//! Smoke tests: the harness runs publish, catchup and fanout on pulsebus and the
+//! PostgreSQL baseline, and work-queue on pulsebus, with tiny counts, and prints a
+//! table with a row for each. No speed is asserted, and NATS is not needed.
 //!
 //! The harness spawns the `pulsebus` binary next to itself (target/debug/pulsebus,
 //! built by `cargo build` / `cargo nextest run --workspace`).
@@ -14,8 +14,9 @@ use nix::unistd::Pid;
 
 const LIMIT: Duration = Duration::from_secs(300);
 
-#[test]
-fn the_harness_prints_a_row_per_scenario_and_system() {
+/// Runs the harness with `args` (no NATS), fails the test if it fails or takes longer
+/// than [`LIMIT`], and returns what it printed on stdout.
+fn run_harness(args: &[&str]) -> String {
     let bin = env!("CARGO_BIN_EXE_pulsebus-bench");
     let server = std::path::Path::new(bin).with_file_name("pulsebus");
     assert!(
@@ -24,35 +25,25 @@ fn the_harness_prints_a_row_per_scenario_and_system() {
         server.display()
     );
     let mut child = Command::new(bin)
-        .args([
-            "publish",
-            "catchup",
-            "fanout",
-            "--systems",
-            "pulsebus,postgres",
-        ])
-        .args(["--duration", "1s", "--publishers", "1"])
-        .args([
-            "--catchup-events",
-            "1000",
-            "--load-batch",
-            "250",
-            "--ack-every",
-            "100",
-        ])
-        .args([
-            "--subscribers",
-            "2",
-            "--rate",
-            "200",
-            "--drain-timeout",
-            "30s",
-        ])
+        .args(args)
         .env_remove("NATS_URL")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("the harness starts");
+    // Read the pipes while it runs, so a full pipe cannot stall it.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        stdout.read_to_string(&mut s).unwrap();
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        stderr.read_to_string(&mut s).unwrap();
+        s
+    });
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -62,24 +53,44 @@ fn the_harness_prints_a_row_per_scenario_and_system() {
             // SIGTERM: the harness stops its servers before exiting.
             kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
             let _ = child.wait();
-            panic!("the harness did not finish within {LIMIT:?}");
+            panic!(
+                "the harness did not finish within {LIMIT:?}\n{}",
+                err.join().unwrap()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let (mut out, mut err) = (String::new(), String::new());
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
     assert!(status.success(), "harness failed: {status}\n{out}\n{err}");
+    assert!(!out.contains("FAILED"), "a run failed:\n{out}\n{err}");
+    out
+}
+
+#[test]
+fn the_harness_prints_a_row_per_scenario_and_system() {
+    let out = run_harness(&[
+        "publish",
+        "catchup",
+        "fanout",
+        "--systems",
+        "pulsebus,postgres",
+        "--duration",
+        "1s",
+        "--publishers",
+        "1",
+        "--catchup-events",
+        "1000",
+        "--load-batch",
+        "250",
+        "--ack-every",
+        "100",
+        "--subscribers",
+        "2",
+        "--rate",
+        "200",
+        "--drain-timeout",
+        "30s",
+    ]);
     for row in [
         "| publish | 1 pub x 1 evt | pulsebus |",
         "| publish | 1 pub x 1 evt | postgres |",
@@ -88,9 +99,49 @@ fn the_harness_prints_a_row_per_scenario_and_system() {
         "| fanout | 2 sub @ 200/s | pulsebus |",
         "| fanout | 2 sub @ 200/s | postgres |",
     ] {
-        assert!(out.contains(row), "no row {row:?} in:\n{out}\n{err}");
+        assert!(out.contains(row), "no row {row:?} in:\n{out}");
     }
-    assert!(!out.contains("FAILED"), "a run failed:\n{out}\n{err}");
     let table_rows = out.lines().filter(|l| l.starts_with("| ")).count();
     assert_eq!(table_rows, 7, "header plus six rows:\n{out}");
+}
+
+/// work-queue on pulsebus (shared on two servers, and exclusive) with a tiny backlog:
+/// a drain row and a keep-up row each, with the statement counts that need
+/// pg_stat_statements in the harness's cluster.
+#[test]
+fn the_work_queue_scenario_prints_its_rows() {
+    let out = run_harness(&[
+        "work-queue",
+        "--systems",
+        "pulsebus,postgres",
+        "--wq-backlog",
+        "400",
+        "--load-batch",
+        "100",
+        "--wq-rate",
+        "100",
+        "--duration",
+        "2s",
+        "--wq-timeout",
+        "120s",
+    ]);
+    for row in [
+        "| work-queue | drain 400 (+100/s) | pulsebus-shared |",
+        "| work-queue | drain 400 (+100/s) | pulsebus-exclusive |",
+        "| work-queue | drain 400 (+100/s) | postgres |",
+        "| work-queue | keep up 100/s | pulsebus-shared |",
+        "| work-queue | keep up 100/s | pulsebus-exclusive |",
+    ] {
+        assert!(out.contains(row), "no row {row:?} in:\n{out}");
+    }
+    let shared = out
+        .lines()
+        .find(|l| l.contains("| drain 400 (+100/s) | pulsebus-shared |"))
+        .unwrap();
+    assert!(
+        shared.contains("statements per record: drain ") && !shared.contains("drain -,"),
+        "pg_stat_statements counted the shared run's statements: {shared}"
+    );
+    let table_rows = out.lines().filter(|l| l.starts_with("| ")).count();
+    assert_eq!(table_rows, 6, "header plus five rows:\n{out}");
 }

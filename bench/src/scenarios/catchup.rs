@@ -16,7 +16,9 @@ use crate::systems::{SystemKind, Topic};
 /// Publishers used to load the topic.
 const LOADERS: usize = 4;
 
-async fn load(ctx: &Ctx, index: usize, topic: &Topic, events: u64) -> Result<Duration> {
+/// Stores `events` stamped events in `topic` (4 publishers, `--load-batch` per call);
+/// returns how long it took.
+pub async fn load(ctx: &Ctx, index: usize, topic: &Topic, events: u64) -> Result<Duration> {
     let s = &ctx.settings;
     let started = Instant::now();
     let pubs = connect(ctx, index, LOADERS, false).await?;

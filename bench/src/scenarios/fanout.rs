@@ -3,16 +3,16 @@
 //! Every subscriber must receive every acknowledged event; latency is publish start to
 //! each subscriber's receipt.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{Count, Ctx, Meter, Outcome, Target, join_counters, labelled, limited, spawn_counter};
+use super::{
+    Count, Ctx, Meter, Outcome, Target, join_counters, labelled, limited, open_loop, spawn_counter,
+};
 use crate::report::Row;
 use crate::scenarios::publish::reads;
 use crate::stats::{Latencies, now_nanos, stamped};
@@ -45,67 +45,28 @@ async fn one(ctx: &mut Ctx, index: usize, subscribers: usize, duration: Duration
     }
     let meter = Meter::start(ctx, system).await;
     let start = Instant::now();
-    let period = Duration::from_secs_f64(1.0 / s.rate.max(1) as f64);
     let total = (duration.as_secs_f64() * s.rate as f64) as u64;
-    let acked = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
-    let in_flight = Arc::new(Semaphore::new(s.fanout_in_flight));
-    let mut calls = JoinSet::new();
-    let mut behind = 0u64;
-    for i in 0..total {
-        let due = start + period.mul_f64(i as f64);
-        tokio::time::sleep_until(due).await;
-        let permit = match in_flight.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                behind += 1;
-                in_flight.clone().acquire_owned().await?
-            }
-        };
-        let mut p = publisher.clone();
-        let (topic, acked, failed, first_error) = (
-            topic.clone(),
-            acked.clone(),
-            failed.clone(),
-            first_error.clone(),
-        );
-        let bytes = s.payload_bytes;
-        calls.spawn(async move {
-            let payload = stamped(bytes, now_nanos());
-            match p.publish(&topic, vec![payload]).await {
-                Ok(()) => acked.fetch_add(1, Ordering::Relaxed),
-                Err(e) => {
-                    first_error.lock().unwrap().get_or_insert(format!("{e:#}"));
-                    failed.fetch_add(1, Ordering::Relaxed)
-                }
-            };
-            drop(permit);
-        });
-    }
-    while calls.join_next().await.is_some() {}
+    let sent = open_loop(
+        &publisher,
+        &topic,
+        s.rate,
+        (total, s.fanout_in_flight),
+        s.payload_bytes,
+        Default::default(),
+    )
+    .await?;
     let publish_elapsed = start.elapsed();
-    let expected = acked.load(Ordering::Relaxed);
+    let expected = sent.acked;
     target_tx.send(Some((expected, Instant::now() + s.drain_timeout)))?;
     let counts = join_counters(set, subscribers).await?;
     let delivered_in = start.elapsed();
     drop(target_tx);
     let mut outcome = judge(&counts, expected, subscribers);
     outcome.elapsed = publish_elapsed;
-    let errors = failed.load(Ordering::Relaxed);
-    if errors > 0 {
+    if sent.failed > 0 {
         outcome.failed = true;
-        let first = first_error.lock().unwrap().clone().unwrap_or_default();
-        outcome
-            .note
-            .push_str(&format!(" {errors} publish calls failed, first: {first};"));
     }
-    if behind > 0 {
-        outcome.note.push_str(&format!(
-            " publisher hit {} calls in flight {behind} times;",
-            s.fanout_in_flight
-        ));
-    }
+    outcome.note.push_str(&sent.note(s.fanout_in_flight));
     outcome.note.push_str(&format!(
         " {} deliveries in {:.1} s ({:.0}/s)",
         expected * subscribers as u64,

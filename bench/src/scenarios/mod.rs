@@ -5,19 +5,22 @@ pub mod catchup;
 pub mod fanout;
 pub mod mixed;
 pub mod publish;
+pub mod work_queue;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use futures::StreamExt;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::env::Env;
 use crate::procs::{PeakSampler, ProcGroup, machine_ticks, ticks_per_second};
 use crate::report::Row;
-use crate::stats::Latencies;
-use crate::systems::{AckToken, Acker, Deliveries, System};
+use crate::stats::{Latencies, now_nanos, stamped};
+use crate::systems::{AckToken, Acker, Deliveries, Publisher, System, Topic};
 
 /// Settings every scenario reads (from the command line).
 #[derive(Debug, Clone)]
@@ -40,6 +43,30 @@ pub struct Settings {
     pub mixed_consumers: usize,
     pub mixed_ack_every: u64,
     pub drain_timeout: Duration,
+    pub wq: WorkQueueSettings,
+}
+
+/// The work-queue scenario's settings.
+#[derive(Debug, Clone)]
+pub struct WorkQueueSettings {
+    /// Events stored before the consumers start.
+    pub backlog: u64,
+    /// Events per second published while they work.
+    pub rate: u64,
+    /// Subscribers of the shared consumers (pulsebus, NATS).
+    pub subscribers: usize,
+    /// Unacked records per subscriber.
+    pub max_in_flight: u32,
+    /// Offsets per Ack call at most.
+    pub ack_batch: usize,
+    /// An Ack goes out at most this long after its first offset was handled.
+    pub ack_flush: Duration,
+    /// Ack calls in flight per subscriber at most.
+    pub acks_in_flight: usize,
+    /// The consumers' ack deadline (pulsebus) or ack wait (NATS).
+    pub ack_deadline: Duration,
+    /// The longest a run may take, backlog, publishing and the rest included.
+    pub timeout: Duration,
 }
 
 /// Where finished rows go (shared with main, so an interrupted run still prints them).
@@ -104,8 +131,11 @@ impl Meter {
     /// Checkpoints the cluster, then starts counting.
     pub async fn start(ctx: &Ctx, system: &System) -> Self {
         ctx.env.checkpoint().await;
-        let server = system.server;
-        let pg = system.backing_pg;
+        Self::start_now(system.server, system.backing_pg)
+    }
+
+    /// Starts counting a server's and its cluster's processes now (no checkpoint).
+    pub fn start_now(server: Option<ProcGroup>, pg: Option<ProcGroup>) -> Self {
         let groups: Vec<ProcGroup> = [server, pg].into_iter().flatten().collect();
         Self {
             server,
@@ -284,6 +314,94 @@ pub async fn join_counters(mut set: JoinSet<(usize, Count)>, n: usize) -> Result
         .collect())
 }
 
+/// What an open-loop publisher did.
+pub struct OpenLoop {
+    /// Calls acknowledged (one event each).
+    pub acked: u64,
+    pub failed: u64,
+    pub first_error: Option<String>,
+    /// Calls that waited for the in-flight cap.
+    pub behind: u64,
+}
+
+impl OpenLoop {
+    /// What went wrong or late, for the notes ("" when nothing did).
+    pub fn note(&self, in_flight: usize) -> String {
+        let mut note = String::new();
+        if self.failed > 0 {
+            let first = self.first_error.clone().unwrap_or_default();
+            note.push_str(&format!(
+                " {} publish calls failed, first: {first};",
+                self.failed
+            ));
+        }
+        if self.behind > 0 {
+            note.push_str(&format!(
+                " publisher hit {in_flight} calls in flight {} times;",
+                self.behind
+            ));
+        }
+        note
+    }
+}
+
+/// Publishes `total` stamped events to `topic`, one per call, a call starting every
+/// 1/`rate` s whatever happened to the previous ones, at most `in_flight` at once;
+/// returns when every call has finished. `acked` counts the acknowledged calls as
+/// they return.
+pub async fn open_loop(
+    publisher: &Publisher,
+    topic: &Topic,
+    rate: u64,
+    (total, in_flight): (u64, usize),
+    payload_bytes: usize,
+    acked: Arc<AtomicU64>,
+) -> Result<OpenLoop> {
+    let start = tokio::time::Instant::now();
+    let period = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+    let failed = Arc::new(AtomicU64::new(0));
+    let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
+    let cap = Arc::new(Semaphore::new(in_flight.max(1)));
+    let mut calls = JoinSet::new();
+    let mut behind = 0u64;
+    for i in 0..total {
+        tokio::time::sleep_until(start + period.mul_f64(i as f64)).await;
+        let permit = match cap.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                behind += 1;
+                cap.clone().acquire_owned().await?
+            }
+        };
+        let mut p = publisher.clone();
+        let (topic, acked, failed, first_error) = (
+            topic.clone(),
+            acked.clone(),
+            failed.clone(),
+            first_error.clone(),
+        );
+        calls.spawn(async move {
+            let payload = stamped(payload_bytes, now_nanos());
+            match p.publish(&topic, vec![payload]).await {
+                Ok(()) => acked.fetch_add(1, Ordering::Relaxed),
+                Err(e) => {
+                    first_error.lock().unwrap().get_or_insert(format!("{e:#}"));
+                    failed.fetch_add(1, Ordering::Relaxed)
+                }
+            };
+            drop(permit);
+        });
+    }
+    while calls.join_next().await.is_some() {}
+    let first_error = first_error.lock().unwrap().take();
+    Ok(OpenLoop {
+        acked: acked.load(Ordering::Relaxed),
+        failed: failed.load(Ordering::Relaxed),
+        first_error,
+        behind,
+    })
+}
+
 /// Runs a measurement under a time limit (a hung run becomes a failed row).
 pub async fn limited(
     limit: Duration,
@@ -294,7 +412,8 @@ pub async fn limited(
         .unwrap_or_else(|_| Err(anyhow::anyhow!("did not finish within {limit:?}")))
 }
 
-async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+/// Sleeps until `deadline`, or forever without one.
+pub async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
@@ -324,6 +443,14 @@ pub async fn labelled(
     let mut row = row.unwrap_or_else(|e| failed_row(system, &e));
     row.scenario = scenario.to_owned();
     row.variant = variant.to_owned();
+    checked(ctx, index, &mut row);
+    record_row(ctx, row);
+}
+
+/// Adds to `row` what the system's server logged since the last call and whether it
+/// died.
+pub fn checked(ctx: &mut Ctx, index: usize, row: &mut Row) {
+    let system = &ctx.env.systems[index];
     let problems = ctx.env.take_problems(system);
     if problems.count > 0 {
         row.note
@@ -334,6 +461,12 @@ pub async fn labelled(
         row.failed = true;
         row.note.push_str(&format!(" [{e:#}]"));
     }
+}
+
+/// Prints a one-line summary of a finished row and adds it to the table.
+pub fn record_row(ctx: &Ctx, row: Row) {
+    let scenario = &row.scenario;
+    let variant = &row.variant;
     eprintln!(
         "pulsebus-bench: {scenario} / {variant} / {}: {} events/s{}",
         row.system,

@@ -148,6 +148,53 @@ impl Acker {
     }
 }
 
+/// A record handed to a work-queue subscriber.
+pub struct WqDelivery {
+    /// The record's position: its offset (pulsebus) or stream sequence (NATS), 1, 2, ...
+    pub id: u64,
+    pub payload: Bytes,
+    /// 1 on the first delivery, then 2, 3, ... on redeliveries.
+    pub attempt: u32,
+    pub token: WqToken,
+}
+
+/// What settling a work-queue record takes.
+pub enum WqToken {
+    Offset(i64),
+    Nats(Box<async_nats::jetstream::Message>),
+}
+
+/// A work-queue subscription's records.
+pub type WqDeliveries = BoxStream<'static, Result<WqDelivery>>;
+
+/// Settles work-queue records; cheap to clone (it shares the subscriber's connection).
+#[derive(Clone)]
+pub enum WqAcker {
+    Pulsebus(std::sync::Arc<pulsebus::WqAcker>),
+    /// Every message acked with its own request (`double_ack`), all at once.
+    Nats,
+}
+
+impl WqAcker {
+    /// Settles every record of `tokens` (handed to this subscriber); returns once the
+    /// server confirmed.
+    pub async fn settle(&self, tokens: Vec<WqToken>) -> Result<()> {
+        match self {
+            Self::Pulsebus(a) => a.settle(tokens).await,
+            Self::Nats => {
+                let acks = tokens.into_iter().map(|t| async move {
+                    match t {
+                        WqToken::Nats(m) => m.double_ack().await.map_err(anyhow::Error::msg),
+                        WqToken::Offset(_) => anyhow::bail!("ack token from another system"),
+                    }
+                });
+                futures::future::try_join_all(acks).await?;
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Options of a publisher connection.
 #[derive(Debug, Clone, Copy)]
 pub struct PublisherOpts {

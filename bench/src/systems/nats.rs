@@ -8,7 +8,9 @@ use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::{AckToken, Acker, Deliveries, Delivery, Topic};
+use super::{
+    AckToken, Acker, Deliveries, Delivery, Topic, WqAcker, WqDeliveries, WqDelivery, WqToken,
+};
 
 async fn context(url: &str) -> Result<jetstream::Context> {
     let client = async_nats::ConnectOptions::new()
@@ -133,4 +135,92 @@ pub async fn durable(
         .map(|m| m.map(delivery).map_err(anyhow::Error::msg))
         .boxed();
     Ok((deliveries, Acker::Nats))
+}
+
+/// A work-queue stream for the run (retention `WorkQueue`: a message is removed once
+/// acked), file storage like [`prepare`]'s.
+pub async fn prepare_work_queue(url: &str, run: &str) -> Result<()> {
+    let js = context(url).await?;
+    js.create_stream(stream::Config {
+        name: run.to_owned(),
+        subjects: vec![format!("{run}.>")],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::WorkQueue,
+        ..Default::default()
+    })
+    .await
+    .map_err(anyhow::Error::msg)
+    .context("create work-queue stream")?;
+    Ok(())
+}
+
+/// Creates the durable pull consumer `name` that work-queue subscribers share:
+/// explicit acks (one per message), from the start, at most `max_ack_pending` unacked
+/// across its subscribers, redelivered after `ack_wait`.
+pub async fn create_work_queue_consumer(
+    url: &str,
+    topic: &Topic,
+    name: &str,
+    max_ack_pending: i64,
+    ack_wait: std::time::Duration,
+) -> Result<()> {
+    let js = context(url).await?;
+    let stream = js
+        .get_stream(&topic.run)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(name.to_owned()),
+            filter_subject: topic.subject(),
+            deliver_policy: consumer::DeliverPolicy::All,
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait,
+            max_ack_pending,
+            ..Default::default()
+        })
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("create work-queue consumer")?;
+    Ok(())
+}
+
+/// One subscriber of the shared pull consumer `name`, on its own connection, pulling
+/// batches of up to `batch` messages.
+pub async fn work_queue(
+    url: &str,
+    topic: &Topic,
+    name: &str,
+    batch: u32,
+) -> Result<(WqDeliveries, WqAcker)> {
+    let js = context(url).await?;
+    let stream = js
+        .get_stream(&topic.run)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let consumer: consumer::PullConsumer = stream
+        .get_consumer(name)
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("get work-queue consumer")?;
+    let messages = consumer
+        .stream()
+        .max_messages_per_batch(batch.clamp(1, 1000) as usize)
+        .messages()
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let deliveries = messages
+        .map(|m| {
+            let m = m.map_err(anyhow::Error::msg)?;
+            let info = m.info().map_err(anyhow::Error::msg)?;
+            let (id, attempt) = (info.stream_sequence, info.delivered.max(1) as u32);
+            Ok(WqDelivery {
+                id,
+                payload: m.message.payload.clone(),
+                attempt,
+                token: WqToken::Nats(Box::new(m)),
+            })
+        })
+        .boxed();
+    Ok((deliveries, WqAcker::Nats))
 }

@@ -8,7 +8,7 @@ use pulsebus::proto::pulsebus::v1 as pb;
 use pulsebus::proto::pulsebus::v1::event_bus_client::EventBusClient;
 use tonic::transport::{Channel, Endpoint};
 
-use super::{AckToken, Acker, Deliveries, Delivery, Topic};
+use super::{AckToken, Acker, Deliveries, Delivery, Topic, WqDeliveries, WqDelivery, WqToken};
 
 async fn client(addr: &str) -> Result<EventBusClient<Channel>> {
     let channel = Endpoint::from_shared(format!("http://{addr}"))?
@@ -130,4 +130,103 @@ pub async fn durable(
         consumer: name.to_owned(),
     };
     Ok((stream, Acker::Pulsebus(acker)))
+}
+
+/// Acks of one work-queue subscriber, on its own connection: individual acks (`Ack {
+/// offsets }`) for a shared consumer, a cumulative ack of the highest offset for an
+/// exclusive one.
+#[derive(Clone)]
+pub struct WqAcker {
+    client: EventBusClient<Channel>,
+    topic: String,
+    consumer: String,
+    shared: bool,
+}
+
+impl WqAcker {
+    pub async fn settle(&self, tokens: Vec<WqToken>) -> Result<()> {
+        let mut offsets = Vec::with_capacity(tokens.len());
+        for token in tokens {
+            match token {
+                WqToken::Offset(o) => offsets.push(o),
+                WqToken::Nats(_) => anyhow::bail!("ack token from another system"),
+            }
+        }
+        let mut req = pb::AckRequest {
+            topic: self.topic.clone(),
+            consumer: self.consumer.clone(),
+            ..Default::default()
+        };
+        if self.shared {
+            req.offsets = offsets;
+        } else {
+            req.offset = offsets.into_iter().max().unwrap_or_default();
+        }
+        self.client.clone().ack(req).await.context("Ack")?;
+        Ok(())
+    }
+}
+
+/// A subscriber of the durable consumer `name`, created shared (with `ack_deadline`)
+/// or exclusive by its first Subscribe; its records come from the start of the topic.
+/// Stream and acks share one HTTP/2 connection, as one client's would.
+pub async fn work_queue(
+    addr: &str,
+    topic: &Topic,
+    name: &str,
+    shared: bool,
+    max_in_flight: u32,
+    ack_deadline: std::time::Duration,
+) -> Result<(WqDeliveries, super::WqAcker)> {
+    let config = shared
+        .then(|| {
+            Ok::<_, anyhow::Error>(pb::ConsumerConfig {
+                mode: pb::DeliveryMode::Shared as i32,
+                ack_deadline: Some(ack_deadline.try_into()?),
+                ..Default::default()
+            })
+        })
+        .transpose()?;
+    let req = pb::SubscribeRequest {
+        topic: topic.flat(),
+        consumer: name.to_owned(),
+        max_in_flight,
+        config,
+        ..Default::default()
+    };
+    let mut client = client(addr).await?;
+    let stream = client
+        .subscribe(req)
+        .await
+        .context("Subscribe")?
+        .into_inner();
+    let deliveries = stream
+        .filter_map(|item| async move {
+            match item {
+                Ok(pb::SubscribeResponse {
+                    message: Some(pb::subscribe_response::Message::Record(r)),
+                }) => {
+                    let payload = match r.event.and_then(|e| e.data) {
+                        Some(pb::event::Data::BinaryData(b)) => Bytes::from(b),
+                        _ => Bytes::new(),
+                    };
+                    Some(Ok(WqDelivery {
+                        id: r.offset as u64,
+                        payload,
+                        attempt: r.delivery_attempt,
+                        token: WqToken::Offset(r.offset),
+                    }))
+                }
+                Ok(_) => None,
+                Err(status) => Some(Err(anyhow::Error::new(status).context("Subscribe stream"))),
+            }
+        })
+        .boxed();
+    let acker = WqAcker {
+        client,
+        topic: topic.flat(),
+        consumer: name.to_owned(),
+        shared,
+    };
+    Ok((deliveries, super::WqAcker::Pulsebus(acker.into())))
 }
