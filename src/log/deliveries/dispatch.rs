@@ -118,7 +118,15 @@ impl Turn {
         budget: usize,
         window_end: i64,
     ) -> Result<(Vec<Held>, bool), LogError> {
-        let scan = SCAN_LIMIT.min(window_end - self.dispatched);
+        // Only key-shared needs to look past the budget (for records of free subjects
+        // behind blocked ones); a shared dispatch reads just what it hands out.
+        let key_shared = self.settings.mode == DeliveryMode::KeyShared;
+        let wanted = if key_shared {
+            SCAN_LIMIT
+        } else {
+            budget as i64
+        };
+        let scan = wanted.min(SCAN_LIMIT).min(window_end - self.dispatched);
         let records: Vec<(i64, String)> = sqlx::query_as(NEW_RECORDS)
             .bind(&self.topic)
             .bind(self.dispatched)
@@ -129,7 +137,6 @@ impl Turn {
             .map_err(failed("reading new records"))?;
         let scanned_all = (records.len() as i64) < scan;
         let mut busy = self.busy_subjects(&records).await?;
-        let key_shared = self.settings.mode == DeliveryMode::KeyShared;
         let (mut rows, mut held) = (Vec::new(), Vec::new());
         for (offset, subject) in records {
             if held.len() >= budget {

@@ -43,6 +43,8 @@ pub struct Shared {
     window_full: bool,
     position: Position,
     reposition: Option<Position>,
+    /// The doorbell as last looked at.
+    seen: ConsumerSignal,
 }
 
 impl Shared {
@@ -65,7 +67,21 @@ impl Shared {
                 epoch: -1,
             },
             reposition: None,
+            seen: ConsumerSignal::default(),
         }
+    }
+
+    /// Takes in the doorbell as it is now; returns (and marks the stream dirty)
+    /// whether anything rang that matters here since it last looked. Every look goes
+    /// through here, so a ring that comes while the stream dispatches is not lost.
+    fn absorb(&mut self, now: ConsumerSignal) -> bool {
+        let before = std::mem::replace(&mut self.seen, now);
+        let room_matters = self.window_full || self.holding >= self.max_in_flight;
+        let relevant = now.releases != before.releases
+            || now.position != before.position
+            || (now.settles != before.settles && room_matters);
+        self.dirty |= relevant;
+        relevant
     }
 
     fn wake_in(due: chrono::DateTime<chrono::Utc>) -> Instant {
@@ -159,6 +175,7 @@ impl Mode for Shared {
 
     fn take_reposition(&mut self) -> Option<Position> {
         let signal = *self.signal.borrow_and_update();
+        self.absorb(signal);
         if let Some(position) = signal.position {
             self.apply(position);
         }
@@ -180,25 +197,20 @@ impl Mode for Shared {
         };
         tokio::pin!(due);
         loop {
-            let before = *self.signal.borrow_and_update();
             tokio::select! {
                 changed = self.signal.changed() => {
                     if changed.is_err() {
                         std::future::pending::<()>().await;
+                    }
+                    let now = *self.signal.borrow_and_update();
+                    if self.absorb(now) {
+                        break;
                     }
                 }
                 _ = &mut due => {
                     self.wake_at = None;
                     break;
                 }
-            }
-            let now = *self.signal.borrow();
-            let room_matters = self.window_full || self.holding >= self.max_in_flight;
-            if now.releases != before.releases
-                || now.position != before.position
-                || (now.settles != before.settles && room_matters)
-            {
-                break;
             }
         }
         self.dirty = true;
