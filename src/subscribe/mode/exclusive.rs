@@ -71,6 +71,14 @@ impl Exclusive {
         }
     }
 
+    /// A release (or a nack) rang since the last look: a rewind may be asked for. Every
+    /// look at the doorbell goes through here, so none is missed.
+    fn note_releases(&mut self, releases: u64) {
+        if std::mem::replace(&mut self.releases_seen, releases) != releases {
+            self.check_rewind = true;
+        }
+    }
+
     /// Learns of a rewind a nack asked for, and does it once due (as the lease holder:
     /// a new epoch, so the stream restarts after the committed offset).
     async fn maybe_rewind(&mut self, s: &Stream) -> Result<(), SubscribeError> {
@@ -205,8 +213,9 @@ impl Mode for Exclusive {
     }
 
     fn take_reposition(&mut self) -> Option<Position> {
-        let announced = self.signal.borrow_and_update().position;
-        if let Some(position) = announced {
+        let signal = *self.signal.borrow_and_update();
+        self.note_releases(signal.releases);
+        if let Some(position) = signal.position {
             self.apply(position);
         }
         self.reposition.take()
@@ -231,9 +240,7 @@ impl Mode for Exclusive {
                     std::future::pending::<()>().await;
                 }
                 let releases = self.signal.borrow().releases;
-                if std::mem::replace(&mut self.releases_seen, releases) != releases {
-                    self.check_rewind = true;
-                }
+                self.note_releases(releases);
             }
             _ = due => {}
         }
