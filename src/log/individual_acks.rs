@@ -74,12 +74,7 @@ impl EventLog {
     ) -> Result<Option<Position>, LogError> {
         let err = |ctx| move |e| LogError::from_sqlx(ctx, e);
         let mut tx = self.pool.begin().await.map_err(err("starting an ack"))?;
-        let row: Option<Locked> = sqlx::query_as(LOCK)
-            .bind(topic)
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(err("locking a consumer"))?;
+        let row = lock(&mut tx, topic, name).await?;
         let Some((committed, seek_epoch, acked, head, _)) = row else {
             return Ok(None);
         };
@@ -111,12 +106,7 @@ impl EventLog {
             .begin()
             .await
             .map_err(err("starting a dead letter"))?;
-        let row: Option<Locked> = sqlx::query_as(LOCK)
-            .bind(topic)
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(err("locking a consumer"))?;
+        let row = lock(&mut tx, topic, name).await?;
         let Some((committed, _, acked, head, dead_letter_topic)) = row else {
             return Ok(None);
         };
@@ -147,6 +137,20 @@ impl EventLog {
         tx.commit().await.map_err(err("committing a dead letter"))?;
         Ok(Some(position))
     }
+}
+
+/// Locks an exclusive consumer's row; `None` when there is no such consumer.
+async fn lock(
+    tx: &mut sqlx::PgConnection,
+    topic: &str,
+    name: &str,
+) -> Result<Option<Locked>, LogError> {
+    sqlx::query_as(LOCK)
+        .bind(topic)
+        .bind(name)
+        .fetch_optional(tx)
+        .await
+        .map_err(|e| LogError::from_sqlx("locking a consumer", e))
 }
 
 /// Stores the low-water mark and what stays acked above it, and announces it.

@@ -75,9 +75,18 @@ impl Engine {
         let acked = self
             .log
             .ack_exclusive_records(topic, consumer, offsets, epoch, max);
-        let position = acked
-            .await?
-            .ok_or_else(|| self.consumer_not_found(topic, consumer))?;
+        self.moved(topic, consumer, acked.await?)
+    }
+
+    /// An exclusive consumer's new position, announced to its stream here (other
+    /// replicas hear the NOTIFY); `None` means there is no such consumer.
+    fn moved(
+        &self,
+        topic: &str,
+        consumer: &str,
+        found: Option<Position>,
+    ) -> Result<Position, SubscribeError> {
+        let position = found.ok_or_else(|| self.consumer_not_found(topic, consumer))?;
         self.signals.moved(topic, consumer, position);
         Ok(position)
     }
@@ -121,11 +130,7 @@ impl Engine {
                 let parked = self
                     .log
                     .dead_letter_exclusive(topic, consumer, offsets, reason, max);
-                let position = parked
-                    .await?
-                    .ok_or_else(|| self.consumer_not_found(topic, consumer))?;
-                self.signals.moved(topic, consumer, position);
-                return Ok(());
+                return self.moved(topic, consumer, parked.await?).map(drop);
             }
         };
         let settings = self.settings_of(topic, consumer).await?;
