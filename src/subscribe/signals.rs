@@ -3,7 +3,7 @@
 //! server or announced by another through NOTIFY, ring it.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
@@ -32,21 +32,18 @@ pub struct Signals {
 }
 
 impl Signals {
-    /// Watches `topic`/`consumer` until the receiver is dropped and [`Self::forget`] runs.
-    pub fn watch(&self, topic: &str, consumer: &str) -> watch::Receiver<ConsumerSignal> {
-        let mut map = self.lock();
+    /// Watches `topic`/`consumer`; the entry lives while some doorbell of it does.
+    pub fn watch(self: &Arc<Self>, topic: &str, consumer: &str) -> Doorbell {
         let key = (topic.to_owned(), consumer.to_owned());
-        map.entry(key)
+        let rx = self
+            .lock()
+            .entry(key.clone())
             .or_insert_with(|| watch::Sender::new(ConsumerSignal::default()))
-            .subscribe()
-    }
-
-    /// Drops the entry once nobody watches it any more.
-    pub fn forget(&self, topic: &str, consumer: &str) {
-        let mut map = self.lock();
-        let key = (topic.to_owned(), consumer.to_owned());
-        if map.get(&key).is_some_and(|tx| tx.receiver_count() == 0) {
-            map.remove(&key);
+            .subscribe();
+        Doorbell {
+            rx,
+            signals: Arc::clone(self),
+            key,
         }
     }
 
@@ -92,6 +89,52 @@ impl Signals {
     }
 }
 
+/// One subscription's doorbell of its consumer; the consumer's entry is forgotten when
+/// its last doorbell is dropped.
+pub struct Doorbell {
+    rx: watch::Receiver<ConsumerSignal>,
+    signals: Arc<Signals>,
+    key: Key,
+}
+
+impl Doorbell {
+    /// The latest announcements, without marking them seen.
+    pub fn peek(&self) -> ConsumerSignal {
+        *self.rx.borrow()
+    }
+
+    /// The latest announcements, marked seen.
+    pub fn look(&mut self) -> ConsumerSignal {
+        *self.rx.borrow_and_update()
+    }
+
+    /// Resolves when something new is announced (never, once the engine is gone).
+    pub async fn rung(&mut self) {
+        if self.rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Announces on this consumer that its records became due (wakes its subscribers
+    /// on this server).
+    pub fn ring_released(&self) {
+        self.signals.released(&self.key.0, &self.key.1);
+    }
+}
+
+impl Drop for Doorbell {
+    fn drop(&mut self) {
+        let mut map = self.signals.lock();
+        // Under the lock no doorbell can be added, so 1 means only ours is left.
+        if map
+            .get(&self.key)
+            .is_some_and(|tx| tx.receiver_count() <= 1)
+        {
+            map.remove(&self.key);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,23 +145,25 @@ mod tests {
 
     #[test]
     fn newer_epochs_win_over_higher_offsets_and_stale_news_is_ignored() {
-        let signals = Signals::default();
-        let mut rx = signals.watch("t", "c");
+        let signals = Arc::new(Signals::default());
+        let mut bell = signals.watch("t", "c");
         signals.moved("t", "c", pos(10, 0));
         signals.moved("t", "c", pos(3, 1));
         signals.moved("t", "c", pos(9, 0));
-        assert_eq!(rx.borrow_and_update().position, Some(pos(3, 1)));
+        assert_eq!(bell.look().position, Some(pos(3, 1)));
         signals.released("t", "c");
-        assert_eq!(rx.borrow_and_update().releases, 1);
+        assert_eq!(bell.look().releases, 1);
     }
 
     #[test]
     fn unwatched_consumers_are_not_kept() {
-        let signals = Signals::default();
+        let signals = Arc::new(Signals::default());
         signals.moved("t", "nobody", pos(1, 0));
-        let rx = signals.watch("t", "c");
-        drop(rx);
-        signals.forget("t", "c");
+        let first = signals.watch("t", "c");
+        let second = signals.watch("t", "c");
+        drop(first);
+        assert_eq!(signals.lock().len(), 1, "still watched");
+        drop(second);
         assert!(signals.lock().is_empty());
     }
 }

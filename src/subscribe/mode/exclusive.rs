@@ -9,14 +9,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::{Batch, Mode};
 use crate::config::SubscriptionConfig;
 use crate::log::Position;
-use crate::subscribe::signals::{ConsumerSignal, Signals};
+use crate::subscribe::signals::{Doorbell, Signals};
 use crate::subscribe::stream::{Stream, ticker};
 use crate::subscribe::{Delivery, SubscribeError};
 
@@ -24,8 +23,7 @@ use crate::subscribe::{Delivery, SubscribeError};
 pub struct Exclusive {
     name: String,
     owner: Uuid,
-    signal: watch::Receiver<ConsumerSignal>,
-    signals: Arc<Signals>,
+    signal: Doorbell,
     /// When the lease we hold runs out unless renewed (by this server's clock, counted
     /// from before the renewal was sent, so never later than the database's).
     lease_until: Instant,
@@ -54,7 +52,6 @@ impl Exclusive {
     pub fn new(name: String, topic: &str, signals: Arc<Signals>, max_in_flight: usize) -> Self {
         Self {
             signal: signals.watch(topic, &name),
-            signals,
             name,
             owner: Uuid::new_v4(),
             lease_until: Instant::now(),
@@ -161,20 +158,20 @@ impl Mode for Exclusive {
             if !std::mem::replace(&mut told_standby, true) {
                 s.tell(Delivery::Standby);
             }
-            let releases = self.signal.borrow().releases;
+            let releases = self.signal.peek().releases;
             loop {
                 tokio::select! {
                     _ = s.token.cancelled() => return Err(SubscribeError::ShuttingDown),
                     _ = s.tx.closed() => return Ok(None),
                     _ = check.tick() => break,
-                    changed = self.signal.changed() => {
-                        if changed.is_err() || self.signal.borrow().releases != releases {
+                    _ = self.signal.rung() => {
+                        if self.signal.peek().releases != releases {
                             break;
                         }
                     }
                     _ = beat.tick() => {
                         let head = s.head.get();
-                        let committed = self.signal.borrow().position.map_or(0, |p| p.committed);
+                        let committed = self.signal.peek().position.map_or(0, |p| p.committed);
                         s.tell(Delivery::Heartbeat {
                             head,
                             committed,
@@ -213,7 +210,7 @@ impl Mode for Exclusive {
     }
 
     fn take_reposition(&mut self) -> Option<Position> {
-        let signal = *self.signal.borrow_and_update();
+        let signal = self.signal.look();
         self.note_releases(signal.releases);
         if let Some(position) = signal.position {
             self.apply(position);
@@ -235,11 +232,8 @@ impl Mode for Exclusive {
             }
         };
         tokio::select! {
-            changed = self.signal.changed() => {
-                if changed.is_err() {
-                    std::future::pending::<()>().await;
-                }
-                let releases = self.signal.borrow().releases;
+            _ = self.signal.rung() => {
+                let releases = self.signal.peek().releases;
                 self.note_releases(releases);
             }
             _ = due => {}
@@ -319,14 +313,6 @@ impl Mode for Exclusive {
         if let Err(e) = s.log.release_lease(&s.topic, &self.name, self.owner).await {
             tracing::warn!(error = %e, topic = %s.topic, consumer = %self.name, "could not release lease; it will expire");
         }
-        let Self {
-            name,
-            signals,
-            signal,
-            ..
-        } = self;
-        // Our own receiver must be gone before the entry can be forgotten.
-        drop(signal);
-        signals.forget(&s.topic, &name);
+        // Dropping self drops the doorbell, which forgets the consumer's entry.
     }
 }

@@ -9,14 +9,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::{Batch, Mode};
 use crate::config::SubscriptionConfig;
 use crate::log::{DispatchRequest, Position};
-use crate::subscribe::signals::{ConsumerSignal, Signals};
+use crate::subscribe::signals::{ConsumerSignal, Doorbell, Signals};
 use crate::subscribe::stream::Stream;
 use crate::subscribe::tail::SharedRecord;
 use crate::subscribe::{Delivery, SubscribeError};
@@ -29,8 +28,7 @@ const MIN_WAKE: Duration = Duration::from_millis(10);
 pub struct Shared {
     name: String,
     owner: Uuid,
-    signal: watch::Receiver<ConsumerSignal>,
-    signals: Arc<Signals>,
+    signal: Doorbell,
     max_in_flight: usize,
     /// Something may be due: dispatch even if the head did not move.
     dirty: bool,
@@ -53,7 +51,6 @@ impl Shared {
     pub fn new(name: String, topic: &str, signals: Arc<Signals>, max_in_flight: usize) -> Self {
         Self {
             signal: signals.watch(topic, &name),
-            signals,
             name,
             owner: Uuid::new_v4(),
             max_in_flight,
@@ -174,7 +171,7 @@ impl Mode for Shared {
     }
 
     fn take_reposition(&mut self) -> Option<Position> {
-        let signal = *self.signal.borrow_and_update();
+        let signal = self.signal.look();
         self.absorb(signal);
         if let Some(position) = signal.position {
             self.apply(position);
@@ -198,11 +195,8 @@ impl Mode for Shared {
         tokio::pin!(due);
         loop {
             tokio::select! {
-                changed = self.signal.changed() => {
-                    if changed.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                    let now = *self.signal.borrow_and_update();
+                _ = self.signal.rung() => {
+                    let now = self.signal.look();
                     if self.absorb(now) {
                         break;
                     }
@@ -248,14 +242,7 @@ impl Mode for Shared {
             tracing::warn!(error = %e, topic = %s.topic, consumer = %self.name,
                 "could not give back held records; they are redelivered after their deadline");
         }
-        let Self {
-            name,
-            signals,
-            signal,
-            ..
-        } = self;
-        drop(signal);
-        signals.released(&s.topic, &name);
-        signals.forget(&s.topic, &name);
+        // The others here may take over what was held at once.
+        self.signal.ring_released();
     }
 }
