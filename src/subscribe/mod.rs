@@ -11,6 +11,7 @@ mod acks;
 mod error;
 mod listener;
 mod mode;
+mod settles;
 mod signals;
 mod slots;
 mod start;
@@ -30,6 +31,7 @@ use tokio::sync::mpsc;
 
 use self::acks::AckCoalescer;
 use self::mode::{Ephemeral, Exclusive, Mode, Shared};
+use self::settles::SettleCoalescer;
 use self::signals::Signals;
 use self::slots::Slots;
 use self::stream::Stream;
@@ -115,6 +117,7 @@ pub struct Engine {
     config: SubscriptionConfig,
     signals: Arc<Signals>,
     acks: AckCoalescer,
+    settles: SettleCoalescer,
     slots: Arc<Slots>,
     tasks: Tasks,
 }
@@ -130,6 +133,7 @@ impl Engine {
     ) -> Self {
         let signals = Arc::new(Signals::default());
         let acks = AckCoalescer::new(log.clone(), Arc::clone(&signals), tasks.tracker());
+        let settles = SettleCoalescer::new(log.clone(), tasks.tracker());
         tasks.spawn(listener::run(
             log.clone(),
             Arc::clone(&tail),
@@ -147,6 +151,7 @@ impl Engine {
             config,
             signals,
             acks,
+            settles,
             tasks: tasks.clone(),
         }
     }

@@ -54,7 +54,11 @@ impl Engine {
         offsets: &[i64],
         epoch: Option<i64>,
     ) -> Result<Position, SubscribeError> {
-        match self.log.settle(topic, consumer, offsets).await? {
+        match self
+            .settles
+            .settle(topic, consumer, offsets.to_vec())
+            .await?
+        {
             Change::NotShared => self.ack_exclusive(topic, consumer, offsets, epoch).await,
             change => {
                 let position = self.changed(topic, consumer, change, "offsets").await?;
