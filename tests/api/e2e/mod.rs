@@ -2,6 +2,7 @@
 //! and the Python interpreter that has grpcio (both normally in the project's `.venv`,
 //! which `scripts/test` creates).
 
+pub mod driven;
 mod grpcurl;
 mod python;
 
