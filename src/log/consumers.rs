@@ -152,7 +152,7 @@ const SEEK: &str = concat!(
 WITH moved AS (
     INSERT INTO consumers AS c (topic, name, committed, dispatched) VALUES ($1, $2, $3, $3)
     ON CONFLICT (topic, name) DO UPDATE
-    SET committed = EXCLUDED.committed, dispatched = EXCLUDED.committed, acked = '{}',
+    SET committed = EXCLUDED.committed, dispatched = EXCLUDED.committed, acked = '{}', attempts = '{}',
         seek_epoch = c.seek_epoch + 1, updated_at = clock_timestamp()
     RETURNING committed, seek_epoch
 ), forgotten AS (

@@ -1,17 +1,19 @@
 //! Individual acks and nacks of exclusive consumers: one process may work on many
 //! records at once and ack them out of order. Offsets acked above the committed offset
 //! wait in `consumers.acked` until the records before them are acked; the committed
-//! offset is the low-water mark, moved over every consecutive run. A nack asks the
-//! attached stream to rewind at `rewind_at`: everything after the committed offset
-//! comes again, in order, as after a reconnect.
+//! offset is the low-water mark, moved over every consecutive run. Nacks and rewinds
+//! are in `rewinds`.
 
 use std::collections::BTreeSet;
 
+use sqlx::types::Json;
+
 use super::dead_letters::{self, Parked};
+use super::rewinds::Attempts;
 use super::{EventLog, LogError, Position};
 
 const LOCK: &str = r#"
-SELECT c.committed, c.seek_epoch, c.acked, t.head, c.dead_letter_topic
+SELECT c.committed, c.seek_epoch, c.acked, t.head, c.dead_letter_topic, c.attempts
 FROM consumers c JOIN topics t ON t.name = c.topic
 WHERE c.topic = $1 AND c.name = $2 AND c.mode = 1
 FOR UPDATE OF c"#;
@@ -20,7 +22,7 @@ const COUNT_DEAD: &str =
     "UPDATE consumers SET dead_lettered = dead_lettered + $3 WHERE topic = $1 AND name = $2";
 
 /// What the lock read.
-type Locked = (i64, i64, Vec<i64>, i64, String);
+pub(super) type Locked = (i64, i64, Vec<i64>, i64, String, Json<Attempts>);
 
 const STORE: &str = concat!(
     r#"
@@ -40,7 +42,7 @@ SELECT committed, seek_epoch, "#,
 /// (those above `committed`, at most `head`, within `max_unsettled` of `committed`)
 /// merged, and `committed` moved over the consecutive run after it. Returns the new
 /// committed offset and what stays acked above it.
-fn advance(
+pub(super) fn advance(
     committed: i64,
     acked: &[i64],
     offsets: &[i64],
@@ -75,7 +77,7 @@ impl EventLog {
         let err = |ctx| move |e| LogError::from_sqlx(ctx, e);
         let mut tx = self.pool.begin().await.map_err(err("starting an ack"))?;
         let row = lock(&mut tx, topic, name).await?;
-        let Some((committed, seek_epoch, acked, head, _)) = row else {
+        let Some((committed, seek_epoch, acked, head, _, _)) = row else {
             return Ok(None);
         };
         if epoch.is_some_and(|e| e < seek_epoch) {
@@ -107,31 +109,19 @@ impl EventLog {
             .await
             .map_err(err("starting a dead letter"))?;
         let row = lock(&mut tx, topic, name).await?;
-        let Some((committed, _, acked, head, dead_letter_topic)) = row else {
+        let Some((committed, _, acked, head, dead_letter_topic, attempts)) = row else {
             return Ok(None);
         };
-        let mut parked: Vec<Parked> = offsets
+        let parked: Vec<Parked> = offsets
             .iter()
             .filter(|&&o| o > committed && o <= head && !acked.contains(&o))
             .map(|&offset| Parked {
                 offset,
-                attempts: 1,
+                attempts: attempts.0.next_attempt(offset) as i32,
                 reason: reason.to_owned(),
             })
             .collect();
-        let dlq = match dead_letter_topic.as_str() {
-            "" => format!("{topic}.dlq"),
-            other => other.to_owned(),
-        };
-        let count = dead_letters::append(&mut tx, topic, name, &dlq, &mut parked).await?;
-        sqlx::query(COUNT_DEAD)
-            .bind(topic)
-            .bind(name)
-            .bind(count)
-            .execute(&mut *tx)
-            .await
-            .map_err(err("counting dead letters"))?;
-        let parked: Vec<i64> = parked.iter().map(|p| p.offset).collect();
+        let parked = park(&mut tx, topic, name, &dead_letter_topic, parked).await?;
         let (low, rest) = advance(committed, &acked, &parked, head, max_unsettled);
         let position = store(&mut tx, topic, name, low, rest).await?;
         tx.commit().await.map_err(err("committing a dead letter"))?;
@@ -139,8 +129,33 @@ impl EventLog {
     }
 }
 
+/// Appends `parked` records to the consumer's dead-letter topic (`dlq`; empty means
+/// `<topic>.dlq`) and counts them; returns their offsets, which the caller settles in the
+/// same transaction.
+pub(super) async fn park(
+    tx: &mut sqlx::PgConnection,
+    topic: &str,
+    name: &str,
+    dlq: &str,
+    mut parked: Vec<Parked>,
+) -> Result<Vec<i64>, LogError> {
+    let dlq = match dlq {
+        "" => format!("{topic}.dlq"),
+        other => other.to_owned(),
+    };
+    let count = dead_letters::append(&mut *tx, topic, name, &dlq, &mut parked).await?;
+    sqlx::query(COUNT_DEAD)
+        .bind(topic)
+        .bind(name)
+        .bind(count)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| LogError::from_sqlx("counting dead letters", e))?;
+    Ok(parked.iter().map(|p| p.offset).collect())
+}
+
 /// Locks an exclusive consumer's row; `None` when there is no such consumer.
-async fn lock(
+pub(super) async fn lock(
     tx: &mut sqlx::PgConnection,
     topic: &str,
     name: &str,
@@ -154,7 +169,7 @@ async fn lock(
 }
 
 /// Stores the low-water mark and what stays acked above it, and announces it.
-async fn store(
+pub(super) async fn store(
     tx: &mut sqlx::PgConnection,
     topic: &str,
     name: &str,
@@ -170,100 +185,6 @@ async fn store(
         .await
         .map_err(|e| LogError::from_sqlx("storing individual acks", e))?;
     Ok(Position { committed, epoch })
-}
-
-/// Forgets the acks at or above the earliest nacked record, asks for a rewind at
-/// now + `$4` ms (or sooner, if one is already asked for) and rings the consumer's
-/// doorbell.
-const NACK: &str = concat!(
-    r#"
-WITH nacked AS (
-    UPDATE consumers
-    SET acked = ARRAY(SELECT o FROM unnest(acked) o WHERE o < $3 ORDER BY o),
-        rewind_at = LEAST(COALESCE(rewind_at, 'infinity'),
-                          clock_timestamp() + $4 * interval '1 millisecond')
-    WHERE topic = $1 AND name = $2 AND mode = 1 AND $3 > committed
-    RETURNING 1
-)
-SELECT count(*), (SELECT "#,
-    notify_release!("$1", "$2"),
-    r#" IS NULL FROM (SELECT 1 FROM nacked LIMIT 1) AS any_nacked) FROM nacked"#
-);
-
-const REWIND_AT: &str = "SELECT rewind_at FROM consumers WHERE topic = $1 AND name = $2";
-
-/// The rewind, once due, by the lease holder: a new seek epoch (the stream restarts
-/// after the committed offset, and acks from before are stale).
-const REWIND: &str = concat!(
-    r#"
-WITH rewound AS (
-    UPDATE consumers SET seek_epoch = seek_epoch + 1, rewind_at = NULL,
-                         updated_at = clock_timestamp()
-    WHERE topic = $1 AND name = $2 AND owner = $3 AND rewind_at <= clock_timestamp()
-    RETURNING committed, seek_epoch
-)
-SELECT committed, seek_epoch, "#,
-    notify_consumer!("$1", "$2", "committed", "seek_epoch"),
-    " IS NULL AS notified FROM rewound"
-);
-
-impl EventLog {
-    /// Nacks records of an exclusive consumer: the attached stream rewinds after
-    /// `delay`. Returns whether anything was nacked (records above the committed
-    /// offset of an existing exclusive consumer).
-    pub async fn nack_exclusive(
-        &self,
-        topic: &str,
-        name: &str,
-        offsets: &[i64],
-        delay: std::time::Duration,
-    ) -> Result<bool, LogError> {
-        let Some(&earliest) = offsets.iter().min() else {
-            return Ok(false);
-        };
-        let (count, _): (i64, Option<bool>) = sqlx::query_as(NACK)
-            .bind(topic)
-            .bind(name)
-            .bind(earliest)
-            .bind(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| LogError::from_sqlx("nacking", e))?;
-        Ok(count > 0)
-    }
-
-    /// When a rewind of the consumer is due, if one is asked for.
-    pub async fn rewind_at(
-        &self,
-        topic: &str,
-        name: &str,
-    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, LogError> {
-        let at: Option<Option<chrono::DateTime<chrono::Utc>>> = sqlx::query_scalar(REWIND_AT)
-            .bind(topic)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| LogError::from_sqlx("reading a rewind", e))?;
-        Ok(at.flatten())
-    }
-
-    /// Rewinds the consumer if `owner` holds it and the rewind is due; returns the new
-    /// position.
-    pub async fn rewind(
-        &self,
-        topic: &str,
-        name: &str,
-        owner: uuid::Uuid,
-    ) -> Result<Option<Position>, LogError> {
-        let row: Option<(i64, i64, bool)> = sqlx::query_as(REWIND)
-            .bind(topic)
-            .bind(name)
-            .bind(owner)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| LogError::from_sqlx("rewinding", e))?;
-        Ok(row.map(|(committed, epoch, _)| Position { committed, epoch }))
-    }
 }
 
 #[cfg(test)]

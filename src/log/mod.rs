@@ -18,6 +18,7 @@ mod error;
 mod individual_acks;
 mod read;
 mod renewals;
+mod rewinds;
 mod settings;
 mod types;
 
@@ -27,6 +28,7 @@ pub use deliveries::{Change, Dispatch, DispatchRequest, Held, Redelivery};
 pub use error::{LogError, is_unavailable};
 pub use notify::{CHANNELS, Notice, parse as parse_notice};
 pub use read::{Page, PageRequest};
+pub use rewinds::{Attempts, ExclusiveNack, Redelivering};
 pub use settings::{ConsumerSettings, DeliveryMode, SettingsPatch, Updated};
 pub use types::{Appended, Event, Payload, Record, TopicInfo};
 

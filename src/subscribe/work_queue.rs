@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use super::{Engine, SubscribeError};
 use crate::log::{
-    Change, ConsumerInfo, ConsumerSettings, Position, Redelivery, SettingsPatch, Updated,
+    Change, ConsumerInfo, ConsumerSettings, ExclusiveNack, Position, Redelivery, SettingsPatch,
+    Updated,
 };
 
 impl Engine {
@@ -117,8 +118,9 @@ impl Engine {
         Ok(())
     }
 
-    /// An exclusive consumer's nack: its stream rewinds after the delay (default: the
-    /// consumer's first back-off) and delivers everything after the committed offset
+    /// An exclusive consumer's nack: records on their last allowed attempt are parked
+    /// now; for the rest its stream rewinds after the delay (default: the consumer's
+    /// back-off for the attempt) and delivers everything after the committed offset
     /// again, in order.
     async fn nack_exclusive(
         &self,
@@ -127,22 +129,26 @@ impl Engine {
         offsets: &[i64],
         redelivery: Redelivery<'_>,
     ) -> Result<(), SubscribeError> {
-        let delay = match redelivery {
-            Redelivery::After(delay, _) => delay,
+        let max_unsettled = self.config.max_unsettled;
+        let (delay, reason) = match redelivery {
+            Redelivery::After(delay, reason) => (delay, reason),
             Redelivery::DeadLetter(reason) => {
-                let max = self.config.max_unsettled;
-                let parked = self
-                    .log
-                    .dead_letter_exclusive(topic, consumer, offsets, reason, max);
+                let parked =
+                    self.log
+                        .dead_letter_exclusive(topic, consumer, offsets, reason, max_unsettled);
                 return self.moved(topic, consumer, parked.await?).map(drop);
             }
         };
         let settings = self.settings_of(topic, consumer).await?;
-        let delay = delay.unwrap_or_else(|| settings.backoff(1));
-        self.log
-            .nack_exclusive(topic, consumer, offsets, delay)
-            .await?;
-        Ok(())
+        let nack = ExclusiveNack {
+            offsets,
+            delay,
+            reason,
+            settings: &settings,
+            max_unsettled,
+        };
+        let nacked = self.log.nack_exclusive(topic, consumer, nack).await?;
+        self.moved(topic, consumer, nacked).map(drop)
     }
 
     /// The outcome of a change to a shared consumer, as the caller's error.

@@ -3,7 +3,9 @@
 //! any other waits as a standby (heartbeats meanwhile) and takes over when the lease
 //! is released or lapses. Acks commit cumulatively; at most `max_in_flight` records
 //! are delivered and unacknowledged. A Seek (on any replica) bumps the consumer's
-//! epoch, and the stream restarts from the new position.
+//! epoch, and the stream restarts from the new position. A nack rewinds the stream
+//! after its delay; records that come back carry their delivery attempt, skip what
+//! is individually acked, and go to the dead-letter topic past `max_deliveries`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use uuid::Uuid;
 
 use super::{Batch, Mode};
 use crate::config::SubscriptionConfig;
-use crate::log::Position;
+use crate::log::{Position, Redelivering};
 use crate::subscribe::signals::{Doorbell, Signals};
 use crate::subscribe::stream::{Stream, ticker};
 use crate::subscribe::{Delivery, SubscribeError};
@@ -45,6 +47,10 @@ pub struct Exclusive {
     check_rewind: bool,
     /// When the asked-for rewind is due.
     rewind_at: Option<Instant>,
+    /// Individual acks and attempts, as of the last (re)start of the stream.
+    redelivering: Redelivering,
+    /// The stream (re)started: read `redelivering` again before the next fetch.
+    reload: bool,
 }
 
 impl Exclusive {
@@ -65,6 +71,8 @@ impl Exclusive {
             releases_seen: 0,
             check_rewind: true,
             rewind_at: None,
+            redelivering: Redelivering::default(),
+            reload: true,
         }
     }
 
@@ -88,7 +96,9 @@ impl Exclusive {
         }
         if self.rewind_at.is_some_and(|at| at <= Instant::now()) {
             self.rewind_at = None;
-            if let Some(position) = s.log.rewind(&s.topic, &self.name, self.owner).await? {
+            let (last, max) = (self.last_delivered, s.config.max_unsettled);
+            let rewound = s.log.rewind(&s.topic, &self.name, self.owner, last, max);
+            if let Some(position) = rewound.await? {
                 self.apply(position);
             }
         }
@@ -118,6 +128,7 @@ impl Exclusive {
             self.last_delivered = position.committed;
             self.in_flight.clear();
             self.reposition = Some(position);
+            self.reload = true;
         } else if position.epoch == self.epoch && position.committed > self.committed {
             self.committed = position.committed;
             while self.in_flight.front().is_some_and(|&o| o <= self.committed) {
@@ -129,6 +140,28 @@ impl Exclusive {
     /// How many more records may be delivered now.
     fn budget(&self) -> usize {
         self.max_in_flight.saturating_sub(self.in_flight.len())
+    }
+
+    /// Parks records that came back more often than `max_deliveries` allows (they are
+    /// not delivered again) and counts them as acked.
+    async fn park(&mut self, s: &Stream, offsets: &[i64]) -> Result<(), SubscribeError> {
+        let max = self.redelivering.max_deliveries;
+        let reason = format!("left unsettled; {max} deliveries made");
+        let parked = s
+            .log
+            .dead_letter_exclusive(
+                &s.topic,
+                &self.name,
+                offsets,
+                &reason,
+                s.config.max_unsettled,
+            )
+            .await?;
+        self.redelivering.acked.extend_from_slice(offsets);
+        if let Some(position) = parked {
+            self.apply(position);
+        }
+        Ok(())
     }
 
     fn lease_lost(&self, s: &Stream) -> SubscribeError {
@@ -194,8 +227,27 @@ impl Mode for Exclusive {
         if self.reposition.is_some() {
             return Ok(Vec::new()); // the loop restarts the stream first
         }
+        if std::mem::take(&mut self.reload) {
+            self.redelivering = stream.log.redelivering(&stream.topic, &self.name).await?;
+        }
         let records = stream.read_page(self.budget()).await?;
-        Ok(records.into_iter().map(|r| (r, 1)).collect())
+        let r = &self.redelivering;
+        let (exhausted, records): (Vec<_>, Vec<_>) = records
+            .into_iter()
+            .filter(|rec| !r.acked.contains(&rec.record().offset))
+            .partition(|rec| r.attempts.exhausted(rec.record().offset, r.max_deliveries));
+        if !exhausted.is_empty() {
+            let offsets: Vec<i64> = exhausted.iter().map(|rec| rec.record().offset).collect();
+            self.park(stream, &offsets).await?;
+        }
+        let attempt = |offset| self.redelivering.attempts.next_attempt(offset);
+        Ok(records
+            .into_iter()
+            .map(|rec| {
+                let n = attempt(rec.record().offset);
+                (rec, n)
+            })
+            .collect())
     }
 
     fn delivered(&mut self, offset: i64) {
@@ -308,8 +360,18 @@ impl Mode for Exclusive {
         }
     }
 
-    /// Releases the lease (standbys take over at once) and forgets the doorbell.
+    /// Counts an attempt for what it leaves unsettled, releases the lease (standbys
+    /// take over at once) and forgets the doorbell.
     async fn detach(self, s: &Stream) {
+        if self.last_delivered > self.committed {
+            let (last, max) = (self.last_delivered, s.config.max_unsettled);
+            let counted = s
+                .log
+                .count_left_behind(&s.topic, &self.name, self.owner, last, max);
+            if let Err(e) = counted.await {
+                tracing::warn!(error = %e, topic = %s.topic, consumer = %self.name, "could not count the attempts of unsettled records");
+            }
+        }
         if let Err(e) = s.log.release_lease(&s.topic, &self.name, self.owner).await {
             tracing::warn!(error = %e, topic = %s.topic, consumer = %self.name, "could not release lease; it will expire");
         }

@@ -5,6 +5,7 @@ mod bad_input;
 mod crash;
 mod dead_letters;
 mod exclusive_acks;
+mod exclusive_attempts;
 mod key_shared;
 mod redelivery;
 mod restart;
