@@ -9,9 +9,9 @@ use super::{ack_each, config, nack, shared_sub};
 use crate::helpers::*;
 
 const SUBJECTS: usize = 20;
-const PER_SUBJECT: usize = 10;
+const PER_SUBJECT: usize = 100;
 
-/// 20 subjects x 10 events, three key-shared subscribers that nack a random fifth of
+/// 20 subjects x 100 events, three key-shared subscribers that nack a random fifth of
 /// what they get, one of which leaves midway: per subject, the order in which records
 /// were first handled successfully is offset order, and every record is handled.
 #[tokio::test]
