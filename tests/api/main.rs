@@ -7,6 +7,7 @@ mod helpers;
 mod auth;
 mod binary;
 mod cli_client;
+mod client;
 mod consumers;
 mod e2e;
 mod error_details;
