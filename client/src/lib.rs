@@ -36,12 +36,16 @@
 //!   nacks, deadline extensions), and the engine that reopens the stream.
 //! - [`run`]: `Consumer::run`: a handler returning an [`Outcome`], lanes that keep a
 //!   subject's records in order, deadline extension, graceful shutdown.
+//! - `inbox` (feature `inbox`): exactly-once effects for handlers writing to their
+//!   own PostgreSQL: the event id is recorded in the handler's transaction.
 //! - [`proto`]: the generated messages and stub.
 
 pub mod connect;
 pub mod consume;
 pub mod error;
 pub mod event;
+#[cfg(feature = "inbox")]
+pub mod inbox;
 pub mod proto;
 pub mod publish;
 pub mod retry;

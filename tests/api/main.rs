@@ -22,6 +22,7 @@ mod pagination;
 mod payloads;
 mod publish;
 mod read;
+mod services;
 mod stream_states;
 mod subscribe_concurrency;
 mod subscribe_tail;
