@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 
 use sqlx::types::Json;
 
+use super::attempts::Attempts;
 use super::dead_letters::{self, Parked};
-use super::rewinds::Attempts;
 use super::{EventLog, LogError, Position};
 
 const LOCK: &str = r#"

@@ -10,6 +10,7 @@
 #[macro_use]
 mod notify;
 mod append;
+mod attempts;
 mod columns;
 mod consumers;
 mod dead_letters;
@@ -22,13 +23,14 @@ mod rewinds;
 mod settings;
 mod types;
 
+pub use attempts::Attempts;
 pub use consumers::{ConsumerInfo, Deleted, Position};
 pub use dead_letters::dead_letter_id;
 pub use deliveries::{Change, Dispatch, DispatchRequest, Held, Redelivery};
 pub use error::{LogError, is_unavailable};
 pub use notify::{CHANNELS, Notice, parse as parse_notice};
 pub use read::{Page, PageRequest};
-pub use rewinds::{Attempts, ExclusiveNack, Redelivering};
+pub use rewinds::{ExclusiveNack, Redelivering};
 pub use settings::{ConsumerSettings, DeliveryMode, SettingsPatch, Updated};
 pub use types::{Appended, Event, Payload, Record, TopicInfo};
 

@@ -8,44 +8,12 @@
 //! last allowed attempt (or a delivery past the limit) parks it in the dead-letter topic
 //! in the same transaction that settles it, as for shared consumers.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 
+use super::attempts::Attempts;
 use super::dead_letters::Parked;
 use super::individual_acks::{advance, lock, park};
 use super::{ConsumerSettings, EventLog, LogError, Position};
-
-/// Unsettled deliveries of an exclusive consumer's records that came back, by offset.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Attempts(BTreeMap<i64, u32>);
-
-impl Attempts {
-    /// The delivery attempt the record's next delivery is.
-    pub fn next_attempt(&self, offset: i64) -> u32 {
-        self.0.get(&offset).map_or(1, |n| n.saturating_add(1))
-    }
-
-    /// Whether the record's next delivery would go past `max_deliveries` (0: no limit).
-    pub fn exhausted(&self, offset: i64, max_deliveries: u32) -> bool {
-        max_deliveries > 0 && self.next_attempt(offset) > max_deliveries
-    }
-
-    /// Counts one more unsettled delivery of every record delivered up to
-    /// `last_delivered` that is neither committed nor acked, and forgets what is at or
-    /// below `committed` or above `limit`.
-    fn came_back(mut self, committed: i64, last_delivered: i64, acked: &[i64], limit: i64) -> Self {
-        self.0.retain(|&o, _| o > committed && o <= limit);
-        for offset in committed + 1..=last_delivered.min(limit) {
-            if !acked.contains(&offset) {
-                *self.0.entry(offset).or_default() += 1;
-            }
-        }
-        self
-    }
-}
 
 /// What the attached stream of an exclusive consumer needs to redeliver correctly.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -352,7 +320,7 @@ mod tests {
     use super::*;
 
     fn attempts(pairs: &[(i64, u32)]) -> Attempts {
-        Attempts(pairs.iter().copied().collect())
+        Attempts::from_pairs(pairs)
     }
 
     /// Records delivered and not settled count one more attempt; settled ones, and
