@@ -1,0 +1,170 @@
+//! The Node.js client (`clients/node`, package `@edupulse/pulsebus`) against real
+//! servers: one test per behaviour, each running one `node:test` file of
+//! `clients/node/test/` through [`crate::e2e::driven`], which restarts or stops the
+//! server when the file asks. The package must be built first (`scripts/test` runs
+//! `npm ci` and `npm run build` in `clients/node`).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::e2e::driven::drive;
+use crate::e2e::manifest_dir;
+use crate::helpers::{TestServer, quick};
+
+/// One test file: reconnects, back-offs and a restart or two, on a debug build.
+const FILE_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The `node` to run: `PULSEBUS_NODE`, else `node` on PATH; it must be Node 20 or later.
+fn node() -> &'static Path {
+    static FOUND: OnceLock<PathBuf> = OnceLock::new();
+    FOUND.get_or_init(|| {
+        let chosen = std::env::var_os("PULSEBUS_NODE")
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| PathBuf::from("node"), PathBuf::from);
+        let help = "Node.js 20 or later not found: install it (Debian: `apt-get install nodejs \
+                    npm`; `.ci/run` does), or set PULSEBUS_NODE to a node binary";
+        let out = std::process::Command::new(&chosen)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("{help}\n(cannot run `{}`: {e})", chosen.display()));
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let major: u32 = version
+            .trim_start_matches('v')
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            out.status.success() && major >= 20,
+            "{help}\n(`{} --version` said {version:?})",
+            chosen.display()
+        );
+        chosen
+    })
+}
+
+/// The package directory; panics with the build command when it was not built.
+fn package() -> PathBuf {
+    let dir = manifest_dir().join("clients/node");
+    assert!(
+        dir.join("dist/index.js").exists() && dir.join("node_modules").exists(),
+        "the Node client is not built: run `scripts/test`, or `npm ci && npm run build` in {}",
+        dir.display()
+    );
+    dir
+}
+
+/// Runs `clients/node/test/<file>` with node's test runner against `server`, its
+/// report on stderr so stdout stays free for the harness's requests.
+async fn run_test_file(file: &str, server: TestServer) {
+    let dir = package();
+    let path = format!("test/{file}");
+    let out = drive(
+        node(),
+        &[
+            "--test-reporter=spec",
+            "--test-reporter-destination=stderr",
+            &path,
+        ],
+        &dir,
+        server,
+        FILE_TIMEOUT,
+    )
+    .await;
+    out.assert_success(&path);
+}
+
+/// Publishing is retry-safe: the same event twice is one record with one offset, a
+/// batching publisher tells each caller its own offset, a publish during an outage is
+/// retried until the server is back and stored once, and a refused publish is an error
+/// with its status code and message.
+#[tokio::test]
+async fn node_publish_with_client_ids_is_stored_once_across_retries() {
+    let server = TestServer::start().await;
+    run_test_file(
+        "a_retried_publish_with_the_same_id_is_stored_once.test.mjs",
+        server,
+    )
+    .await;
+}
+
+/// A typed EduPulse payload (proto_data) and a JSON payload come back decoded.
+#[tokio::test]
+async fn node_typed_edupulse_and_json_payloads_round_trip() {
+    let server = TestServer::start().await;
+    run_test_file("typed_edupulse_and_json_payloads_round_trip.test.mjs", server).await;
+}
+
+/// Acking iterated messages moves the committed offset (ListConsumers), and what was
+/// not acked comes next time.
+#[tokio::test]
+async fn node_acking_iterated_messages_moves_the_committed_offset() {
+    let server = TestServer::start().await;
+    run_test_file(
+        "acking_iterated_messages_moves_the_committed_offset.test.mjs",
+        server,
+    )
+    .await;
+}
+
+/// An exclusive consumer resumes after a server restart with nothing lost, nothing
+/// skipped and nothing handed out twice, in order.
+#[tokio::test]
+async fn node_consumer_resumes_after_a_server_restart_losing_and_skipping_nothing() {
+    let server = TestServer::start().await;
+    run_test_file(
+        "a_consumer_resumes_after_a_server_restart_losing_and_skipping_nothing.test.mjs",
+        server,
+    )
+    .await;
+}
+
+/// Two shared subscribers in `run()` split the events, each handled once.
+#[tokio::test]
+async fn node_two_shared_consumers_split_the_events_each_handled_once() {
+    let server = TestServer::start().await;
+    run_test_file(
+        "two_shared_consumers_split_the_events_and_each_is_handled_once.test.mjs",
+        server,
+    )
+    .await;
+}
+
+/// `Retry` and a thrown error redeliver with attempt 2; `Fail` lands in `<topic>.dlq`.
+#[tokio::test]
+async fn node_run_retries_with_back_off_and_dead_letters_failures() {
+    let server = TestServer::start().await;
+    run_test_file(
+        "run_retries_with_back_off_and_dead_letters_failures.test.mjs",
+        server,
+    )
+    .await;
+}
+
+/// Key-shared `run()` with concurrency 8 keeps each subject in order, one at a time.
+#[tokio::test]
+async fn node_key_shared_run_with_concurrency_keeps_per_subject_order() {
+    let server = TestServer::start().await;
+    run_test_file(
+        "key_shared_run_with_concurrency_keeps_per_subject_order.test.mjs",
+        server,
+    )
+    .await;
+}
+
+/// Aborting `run()` finishes and acks the running handlers, gives the rest back.
+#[tokio::test]
+async fn node_graceful_shutdown_settles_the_messages_in_hand() {
+    let server = TestServer::start().await;
+    run_test_file("graceful_shutdown_settles_the_messages_in_hand.test.mjs", server).await;
+}
+
+/// A second exclusive subscriber reports standby and takes over when the first leaves.
+#[tokio::test]
+async fn node_a_second_exclusive_subscriber_reports_standby() {
+    let server = TestServer::start_with(quick).await;
+    run_test_file("a_second_exclusive_subscriber_reports_standby.test.mjs", server).await;
+}
