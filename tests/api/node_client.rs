@@ -95,7 +95,11 @@ async fn node_publish_with_client_ids_is_stored_once_across_retries() {
 #[tokio::test]
 async fn node_typed_edupulse_and_json_payloads_round_trip() {
     let server = TestServer::start().await;
-    run_test_file("typed_edupulse_and_json_payloads_round_trip.test.mjs", server).await;
+    run_test_file(
+        "typed_edupulse_and_json_payloads_round_trip.test.mjs",
+        server,
+    )
+    .await;
 }
 
 /// Acking iterated messages moves the committed offset (ListConsumers), and what was
@@ -159,12 +163,20 @@ async fn node_key_shared_run_with_concurrency_keeps_per_subject_order() {
 #[tokio::test]
 async fn node_graceful_shutdown_settles_the_messages_in_hand() {
     let server = TestServer::start().await;
-    run_test_file("graceful_shutdown_settles_the_messages_in_hand.test.mjs", server).await;
+    run_test_file(
+        "graceful_shutdown_settles_the_messages_in_hand.test.mjs",
+        server,
+    )
+    .await;
 }
 
 /// A second exclusive subscriber reports standby and takes over when the first leaves.
 #[tokio::test]
 async fn node_a_second_exclusive_subscriber_reports_standby() {
     let server = TestServer::start_with(quick).await;
-    run_test_file("a_second_exclusive_subscriber_reports_standby.test.mjs", server).await;
+    run_test_file(
+        "a_second_exclusive_subscriber_reports_standby.test.mjs",
+        server,
+    )
+    .await;
 }
