@@ -180,3 +180,15 @@ async fn node_a_second_exclusive_subscriber_reports_standby() {
     )
     .await;
 }
+
+/// A stream that goes quiet (a frozen network path, no heartbeats) is left after the
+/// heartbeat timeout; the consumer reconnects on a new connection and goes on.
+#[tokio::test]
+async fn node_a_quiet_stream_is_detected_by_the_heartbeat_watchdog() {
+    let server = TestServer::start_with(quick).await;
+    run_test_file(
+        "a_stream_gone_quiet_is_detected_by_the_heartbeat_watchdog.test.mjs",
+        server,
+    )
+    .await;
+}

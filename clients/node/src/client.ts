@@ -79,8 +79,8 @@ export function toDate(ts: { seconds: string | number; nanos: number } | null | 
 export class Client {
   readonly target: string;
   readonly options: ConnectOptions;
-  /** The generated @grpc/grpc-js stub, for calls this client does not wrap. */
-  readonly stub: EventBusClient;
+  private current: EventBusClient;
+  private readonly makeStub: () => EventBusClient;
   private closed = false;
   private readonly closing = new AbortController();
 
@@ -109,7 +109,24 @@ export class Client {
       ...options.channelOptions,
     };
     const EventBus = pulsebusProto().pulsebus.v1.EventBus;
-    this.stub = new EventBus(this.target, credentials, channelOptions);
+    this.makeStub = () => new EventBus(this.target, credentials, channelOptions);
+    this.current = this.makeStub();
+  }
+
+  /** The generated @grpc/grpc-js stub, for calls this client does not wrap. */
+  get stub(): EventBusClient {
+    return this.current;
+  }
+
+  /**
+   * Replaces the channel (a new connection) when `seen` is still the current stub: a
+   * stream that went quiet may sit on a dead TCP connection that HTTP/2 keepalive would
+   * notice only much later, and a new call on the same channel would hang on it too.
+   */
+  resetChannel(seen: EventBusClient): void {
+    if (this.closed || seen !== this.current) return;
+    this.current = this.makeStub();
+    seen.close();
   }
 
   /** Call metadata: the bearer token, when there is one. */
@@ -245,7 +262,7 @@ export class Client {
     if (this.closed) return;
     this.closed = true;
     this.closing.abort();
-    this.stub.close();
+    this.current.close();
   }
 }
 

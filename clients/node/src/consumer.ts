@@ -306,7 +306,8 @@ export class Consumer extends EventEmitter implements SettleTarget {
     return new Promise((resolve) => {
       let received = false;
       let ended = false;
-      const call = this.client.stub.Subscribe(this.request() as never, this.client.metadata());
+      const stub = this.client.stub;
+      const call = stub.Subscribe(this.request() as never, this.client.metadata());
       this.call = call;
       const quietMs = this.options.heartbeatTimeoutMs ?? 15_000;
       const finish = (error?: PulsebusError) => {
@@ -320,6 +321,7 @@ export class Consumer extends EventEmitter implements SettleTarget {
       const dead = () => {
         finish(new PulsebusError("Subscribe", 4 /* DEADLINE_EXCEEDED */, `no message (record or heartbeat) for ${quietMs} ms: the stream is taken for dead`));
         call.cancel();
+        this.client.resetChannel(stub);
       };
       let watchdog = setTimeout(dead, quietMs);
       this.stop.signal.addEventListener("abort", cancel, { once: true });

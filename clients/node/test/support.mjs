@@ -74,3 +74,42 @@ export async function consumerInfo(client, topic, name) {
   if (!info) throw new Error(`no consumer ${name} on ${topic}`);
   return info;
 }
+
+/**
+ * A TCP proxy in front of `url` whose `freeze()` turns every connection open so far
+ * into a black hole (bytes are dropped both ways, nothing is closed), as a dead
+ * network path looks; connections made afterwards pass.
+ */
+export async function freezableProxy(url) {
+  const { createServer, connect: dial } = await import("node:net");
+  const upstream = new URL(url);
+  const open = new Set();
+  const server = createServer((client) => {
+    const conn = { frozen: false, client, server: dial(Number(upstream.port), upstream.hostname) };
+    open.add(conn);
+    conn.client.on("data", (b) => conn.frozen || conn.server.write(b));
+    conn.server.on("data", (b) => conn.frozen || conn.client.write(b));
+    const end = () => {
+      open.delete(conn);
+      conn.client.destroy();
+      conn.server.destroy();
+    };
+    conn.client.on("error", end).on("close", end);
+    conn.server.on("error", end).on("close", end);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    freeze() {
+      for (const conn of open) conn.frozen = true;
+      return open.size;
+    },
+    close() {
+      for (const conn of open) {
+        conn.client.destroy();
+        conn.server.destroy();
+      }
+      server.close();
+    },
+  };
+}
