@@ -192,3 +192,15 @@ async fn node_a_quiet_stream_is_detected_by_the_heartbeat_watchdog() {
     )
     .await;
 }
+
+/// A permanent error (a mode mismatch) is not retried: the iterator and `run()` throw
+/// it with its status code.
+#[tokio::test]
+async fn node_a_permanent_error_ends_the_consumer_with_its_status() {
+    let server = TestServer::start().await;
+    run_test_file(
+        "a_permanent_error_ends_the_consumer_with_its_status.test.mjs",
+        server,
+    )
+    .await;
+}
