@@ -9,6 +9,8 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
 use crate::e2e::driven::drive;
 use crate::e2e::manifest_dir;
 use crate::helpers::{TestServer, quick};
@@ -60,20 +62,20 @@ fn package() -> PathBuf {
 /// Runs `clients/node/test/<file>` with node's test runner against `server`, its
 /// report on stderr so stdout stays free for the harness's requests.
 async fn run_test_file(file: &str, server: TestServer) {
+    run_test_file_with(file, &[], server).await;
+}
+
+/// As [`run_test_file`], with arguments for the file (its `process.argv[2..]`).
+async fn run_test_file_with(file: &str, file_args: &[&str], server: TestServer) {
     let dir = package();
     let path = format!("test/{file}");
-    let out = drive(
-        node(),
-        &[
-            "--test-reporter=spec",
-            "--test-reporter-destination=stderr",
-            &path,
-        ],
-        &dir,
-        server,
-        FILE_TIMEOUT,
-    )
-    .await;
+    let mut args = vec![
+        "--test-reporter=spec",
+        "--test-reporter-destination=stderr",
+        path.as_str(),
+    ];
+    args.extend_from_slice(file_args);
+    let out = drive(node(), &args, &dir, server, FILE_TIMEOUT).await;
     out.assert_success(&path);
 }
 
@@ -203,4 +205,60 @@ async fn node_a_permanent_error_ends_the_consumer_with_its_status() {
         server,
     )
     .await;
+}
+
+/// With a private CA, a client certificate and a bearer token the client publishes and
+/// consumes on a server that requires all three; without the token it is
+/// UNAUTHENTICATED, without the certificate the connection is refused.
+#[tokio::test]
+async fn node_mutual_tls_and_a_bearer_token_are_used_when_given() {
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let token = "node-client-token";
+    let auth = dir.path().join("auth.toml");
+    let hash = hex::encode(pulsebus::auth::hash_token(token));
+    let rules = format!(
+        "[[token]]\nname = \"node\"\nsha256 = \"{hash}\"\n\
+         publish = [\"secure.*\"]\nsubscribe = [\"secure.*\"]\n"
+    );
+    std::fs::write(&auth, rules).unwrap();
+    let path = |name: &str| Some(dir.path().join(name));
+    let server = TestServer::start_with(|c| {
+        c.tls.tls_cert = path("server.pem");
+        c.tls.tls_key = path("server.key");
+        c.tls.tls_client_ca = path("ca.pem");
+        c.auth_file = Some(auth.clone());
+    })
+    .await;
+    let pem_dir = dir.path().to_str().unwrap();
+    run_test_file_with(
+        "mutual_tls_and_a_bearer_token_are_used_when_given.test.mjs",
+        &[pem_dir, token],
+        server,
+    )
+    .await;
+}
+
+/// A CA (`ca.pem`), a server certificate for `localhost` (`server.pem`, `server.key`)
+/// and a client certificate (`client.pem`, `client.key`) it signed, in `dir`.
+fn write_pki(dir: &Path) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Names of their own: OpenSSL (Node) takes a leaf whose subject equals its issuer
+    // (rcgen's default name for both) for self-signed.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "pulsebus node test CA");
+    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca_params, ca_key);
+    std::fs::write(dir.join("ca.pem"), ca_pem).unwrap();
+    for (name, host) in [("server", "localhost"), ("client", "edupulse-node-client")] {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec![host.to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, host);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
 }
