@@ -262,3 +262,15 @@ fn write_pki(dir: &Path) {
         std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
     }
 }
+
+/// `run()` extends the ack deadline of a record while its handler works (no
+/// redelivery), and stops at `maxExtensionMs` (then it comes again).
+#[tokio::test]
+async fn node_run_extends_the_ack_deadline_while_a_handler_works() {
+    let server = TestServer::start().await;
+    run_test_file(
+        "run_extends_the_ack_deadline_while_a_handler_works.test.mjs",
+        server,
+    )
+    .await;
+}

@@ -56,13 +56,21 @@ export async function run(consumer: Consumer, handler: Handler, options: RunOpti
   if (signal?.aborted) onAbort();
   signal?.addEventListener("abort", onAbort, { once: true });
 
-  // One ExtendAckDeadline for every running handler, a few times per deadline.
+  // Deadlines: one ExtendAckDeadline for every running handler whose record was last
+  // extended (or delivered) a third of the consumer's ack deadline ago. The deadline
+  // is learned after attaching, so the check runs often and reads it each time.
+  const extended = new Map<Message, number>();
   const extender = setInterval(() => {
     if (consumer.mode === "exclusive" || running.size === 0) return;
+    const every = (consumer.ackDeadlineMs ?? 30_000) / 3;
     const now = Date.now();
-    const due = [...running].filter(([m, started]) => !m.settlement && now - started < maxExtensionMs).map(([m]) => m);
+    const due = [...running]
+      .filter(([m, started]) => !m.settlement && now - started < maxExtensionMs && now - (extended.get(m) ?? started) >= every)
+      .map(([m]) => m);
+    if (due.length === 0) return;
+    due.forEach((m) => extended.set(m, now));
     void consumer.extend(due).catch(() => undefined);
-  }, Math.max(250, (consumer.ackDeadlineMs ?? consumer.options.config?.ackDeadlineMs ?? 30_000) / 3));
+  }, 250);
   extender.unref();
 
   const handleOne = async (message: Message) => {
@@ -86,6 +94,7 @@ export async function run(consumer: Consumer, handler: Handler, options: RunOpti
       settled.catch(() => undefined);
     } finally {
       running.delete(message);
+      extended.delete(message);
     }
   };
 
