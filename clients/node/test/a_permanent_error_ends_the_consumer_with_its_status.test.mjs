@@ -23,6 +23,7 @@ test("a mode mismatch fails the iterator and run() with FAILED_PRECONDITION, and
     assert.equal(err.name, "PulsebusError");
     assert.equal(err.codeName, "FAILED_PRECONDITION");
     assert.match(err.details, /mode/i);
+    assert.equal(err.reason, "MODE_MISMATCH", "the ErrorInfo reason of grpc-status-details-bin");
     return true;
   });
   assert.equal(exclusive.state, "failed");
