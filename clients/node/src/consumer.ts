@@ -8,64 +8,16 @@ import type { ClientReadableStream } from "@grpc/grpc-js";
 import type { Client } from "./client.js";
 import type { SubscribeResponse__Output } from "./generated/pulsebus/v1/SubscribeResponse.js";
 import type { Heartbeat__Output } from "./generated/pulsebus/v1/Heartbeat.js";
-import type { Duration } from "./generated/google/protobuf/Duration.js";
-import { Backoff, pause, type BackoffOptions } from "./backoff.js";
+import { Backoff, pause } from "./backoff.js";
 import { PulsebusError, isTransientForStream } from "./errors.js";
-import { timestamp } from "./edupulse.js";
+import { duration, durationMs, subscribeRequest, type ConsumerOptions, type DeliveryModeName } from "./options.js";
 import { Message, type Settlement, type SettleTarget } from "./message.js";
 import { AckBatcher } from "./acks.js";
 import { run, type Handler, type RunOptions } from "./run.js";
 
-export type DeliveryModeName = "exclusive" | "shared" | "key_shared";
-
-export interface ConsumerConfigOptions {
-  /** Shared modes: how long a record may be held before it is redelivered, ms. */
-  ackDeadlineMs?: number;
-  /** Dead-letter after this many attempts (0: unlimited). */
-  maxDeliveries?: number;
-  minBackoffMs?: number;
-  maxBackoffMs?: number;
-  /** Default `<topic>.dlq`. */
-  deadLetterTopic?: string;
-}
-
-export type Start = "earliest" | "latest" | { offset: string | number } | { time: Date };
-
-export interface ConsumerOptions {
-  /** The delivery mode, set when the consumer is created. Unset: join the consumer in whatever mode it has (learned from ListConsumers). */
-  mode?: DeliveryModeName;
-  /** Settings applied when the consumer is created (sent together with `mode`). */
-  config?: ConsumerConfigOptions;
-  /** Where a new consumer starts (default earliest). */
-  start?: Start;
-  /** Only these event types (exclusive and ephemeral only). */
-  types?: string[];
-  /** Most unacked records the server sends this stream (default 1000). */
-  maxInFlight?: number;
-  /** No message at all (records or heartbeats) for this long means a dead stream: reconnect. Default 15 000 ms (3 heartbeat intervals of the server's default 5 s). */
-  heartbeatTimeoutMs?: number;
-  /** How long acks wait to be sent together, ms (default 5). */
-  ackLingerMs?: number;
-  /** Back-off between reconnects (default: the client's). */
-  backoff?: BackoffOptions;
-}
+export { duration, type ConsumerOptions, type ConsumerConfigOptions, type DeliveryModeName, type Start } from "./options.js";
 
 export type ConsumerState = "idle" | "connecting" | "attached" | "standby" | "reconnecting" | "closing" | "closed" | "failed";
-
-const MODES: Record<DeliveryModeName, string> = {
-  exclusive: "DELIVERY_MODE_EXCLUSIVE",
-  shared: "DELIVERY_MODE_SHARED",
-  key_shared: "DELIVERY_MODE_KEY_SHARED",
-};
-
-export function duration(ms: number): Duration {
-  const seconds = Math.floor(ms / 1000);
-  return { seconds: String(seconds), nanos: Math.round((ms - seconds * 1000) * 1_000_000) };
-}
-
-function durationMs(d: { seconds: string | number; nanos: number } | null | undefined): number | undefined {
-  return d ? Number(d.seconds) * 1000 + d.nanos / 1_000_000 : undefined;
-}
 
 /**
  * A consumer of one topic. Iterate it (`for await (const m of consumer)`) or `run(handler)`.
@@ -255,34 +207,6 @@ export class Consumer extends EventEmitter implements SettleTarget {
     this.emit("state", state);
   }
 
-  private request(): Record<string, unknown> {
-    const o = this.options;
-    const request: Record<string, unknown> = {
-      topic: this.topic,
-      consumer: this.name,
-      types: o.types ?? [],
-      maxInFlight: o.maxInFlight ?? 0,
-    };
-    let start: Start | undefined = o.start;
-    // An ephemeral subscription keeps no position on the server: resume after the last record seen.
-    if (this.name === "" && this.delivered !== undefined) start = { offset: String(this.delivered + 1n) };
-    if (start === "earliest") request.start = { earliest: {} };
-    else if (start === "latest") request.start = { latest: {} };
-    else if (start && "offset" in start) request.start = { offset: String(start.offset) };
-    else if (start && "time" in start) request.start = { time: timestamp(start.time) };
-    if (this.name !== "" && o.mode) {
-      const c = o.config ?? {};
-      const config: Record<string, unknown> = { mode: MODES[o.mode] };
-      if (c.ackDeadlineMs !== undefined) config.ackDeadline = duration(c.ackDeadlineMs);
-      if (c.maxDeliveries !== undefined) config.maxDeliveries = c.maxDeliveries;
-      if (c.minBackoffMs !== undefined) config.minBackoff = duration(c.minBackoffMs);
-      if (c.maxBackoffMs !== undefined) config.maxBackoff = duration(c.maxBackoffMs);
-      if (c.deadLetterTopic !== undefined) config.deadLetterTopic = c.deadLetterTopic;
-      request.config = config;
-    }
-    return request;
-  }
-
   private async loop(): Promise<void> {
     const backoff = new Backoff(this.options.backoff ?? this.client.options.backoff);
     while (!this.stop.signal.aborted) {
@@ -307,7 +231,7 @@ export class Consumer extends EventEmitter implements SettleTarget {
       let received = false;
       let ended = false;
       const stub = this.client.stub;
-      const call = stub.Subscribe(this.request() as never, this.client.metadata());
+      const call = stub.Subscribe(subscribeRequest(this.topic, this.name, this.options, this.name === "" ? this.delivered : undefined) as never, this.client.metadata());
       this.call = call;
       const quietMs = this.options.heartbeatTimeoutMs ?? 15_000;
       const finish = (error?: PulsebusError) => {
