@@ -222,6 +222,9 @@ export class Consumer extends EventEmitter implements SettleTarget {
       this.emit("disconnected", { error, retryInMs });
       await pause(retryInMs, this.stop.signal);
     }
+    // Stopped by close() or by the client closing: iteration ends.
+    this.stopReceiving();
+    if (!this.closing) this.setState("closed");
   }
 
   /** One Subscribe stream, until it ends, fails or goes quiet. */
@@ -262,6 +265,8 @@ export class Consumer extends EventEmitter implements SettleTarget {
   }
 
   private handle(m: SubscribeResponse__Output): void {
+    // An ephemeral subscription gets no Attached: its stream is up once anything comes.
+    if (this.name === "" && (this.state === "connecting" || this.state === "reconnecting")) this.setState("attached");
     switch (m.message) {
       case "record":
         return this.onRecord(m.record!);
