@@ -20,6 +20,7 @@ mod outage;
 mod pagination;
 mod payloads;
 mod publish;
+mod python_client;
 mod read;
 mod stream_states;
 mod subscribe_concurrency;

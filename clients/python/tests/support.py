@@ -1,0 +1,64 @@
+"""What every test program shares: the server's URL, asking the Rust test that drives
+us for a restart / stop / start / replica (tests/api/e2e/driven.rs), checks, and main().
+
+Each test program is run by a `#[tokio::test]` in tests/api/python_client.rs against a
+fresh server with PULSEBUS_URL set; it exits 0 when every check passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Awaitable, Callable
+
+import pulsebus
+
+URL = os.environ.get("PULSEBUS_URL", "http://127.0.0.1:50051")
+# Upper bound of any single wait, so that a hung test fails instead of hanging.
+WAIT = 30.0
+
+
+class CheckFailed(AssertionError):
+    pass
+
+
+def check(condition: object, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+async def ask(request: str) -> str:
+    """Asks the driving test for `restart`, `stop`, `start` or `replica`; returns what
+    follows `ok` in its answer (a URL for replica)."""
+    print(f"pulsebus-test: {request}", flush=True)
+    line = await asyncio.wait_for(asyncio.to_thread(sys.stdin.readline), 60)
+    check(line.startswith("ok"), f"{request}: the driver answered {line!r}")
+    return line[2:].strip()
+
+
+async def within(awaitable: Awaitable[object], what: str, timeout: float = WAIT) -> object:
+    try:
+        async with asyncio.timeout(timeout):
+            return await awaitable
+    except TimeoutError:
+        raise CheckFailed(f"timed out after {timeout}s waiting for {what}") from None
+
+
+def connect(**options: object) -> pulsebus.Client:
+    return pulsebus.connect(URL, **options)
+
+
+def main(test: Callable[[], Awaitable[None]]) -> None:
+    """Runs the test, prints `ok` or the failure, and exits 0 or 1."""
+    logging.basicConfig(level=os.environ.get("PULSEBUS_TEST_LOG", "INFO"), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(asyncio.wait_for(test(), 120))
+    except BaseException:
+        traceback.print_exc()
+        print("FAILED", flush=True)
+        sys.exit(1)
+    print("ok", flush=True)
