@@ -110,3 +110,29 @@ async fn graceful_shutdown_settles_the_messages_in_hand() {
 async fn a_second_exclusive_subscriber_reports_standby() {
     passes("a_second_exclusive_subscriber_reports_standby").await;
 }
+
+/// A consumer whose link goes silent gives up on it after its heartbeat timeout,
+/// opens a new connection and gets what was published meanwhile.
+#[tokio::test]
+async fn a_silent_stream_is_reopened_by_the_heartbeat_watchdog() {
+    passes("a_silent_stream_is_reopened_by_the_heartbeat_watchdog").await;
+}
+
+/// Concurrent publishes through the batching publisher share requests; each caller
+/// gets its own offset.
+#[tokio::test]
+async fn a_batching_publisher_tells_each_caller_its_own_offset() {
+    passes("a_batching_publisher_tells_each_caller_its_own_offset").await;
+}
+
+/// Errors are PulsebusError with the status code, message, field and reason.
+#[tokio::test]
+async fn errors_carry_the_status_code_and_reason() {
+    passes("errors_carry_the_status_code_and_reason").await;
+}
+
+/// A message dropped unsettled is nacked (redelivered), never acked.
+#[tokio::test]
+async fn an_abandoned_message_is_nacked_not_acked() {
+    passes("an_abandoned_message_is_nacked_not_acked").await;
+}

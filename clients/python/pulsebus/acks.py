@@ -123,7 +123,7 @@ class Acker:
                     return
                 sent_to = request.offset
                 try:
-                    response = await self.client.call(self.client.stub.Ack, request)
+                    response = await self.client.call("Ack", request)
                 except PulsebusError as err:
                     self.failures += 1
                     log.warning("pulsebus: ack of %s/%s failed: %s; those records will come again",

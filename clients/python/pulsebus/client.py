@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import grpc
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from pulsebus.publisher import Publisher
 
 log = logging.getLogger("pulsebus")
-T = TypeVar("T")
 
 # HTTP/2 keepalive pings: a dead connection is noticed within about 40 s even on a
 # stream that is waiting for records (the heartbeat watchdog notices it sooner).
@@ -39,6 +38,9 @@ DEFAULT_CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
     # reconnect attempts of the channel itself back off up to 5 s
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 5_000),
+    # a channel of its own connection: new_connection() must not get the old one back
+    # from grpc's process-wide subchannel pool
+    ("grpc.use_local_subchannel_pool", 1),
 )
 
 
@@ -88,13 +90,18 @@ def connect(
         credentials = grpc.ssl_channel_credentials(
             root_certificates=_read(ca), private_key=_read(key), certificate_chain=_read(cert)
         )
-        channel = grpc.aio.secure_channel(target, credentials, options=list(options.items()))
     else:
+        credentials = None
         if cert or key:
             raise ValueError("a client certificate needs TLS: use https:// or pass ca=")
-        channel = grpc.aio.insecure_channel(target, options=list(options.items()))
+
+    def open_channel() -> grpc.aio.Channel:
+        if credentials is not None:
+            return grpc.aio.secure_channel(target, credentials, options=list(options.items()))
+        return grpc.aio.insecure_channel(target, options=list(options.items()))
+
     metadata = (("authorization", f"Bearer {token}"),) if token else ()
-    return Client(channel, metadata=metadata, timeout=timeout, retry_for=retry_for,
+    return Client(open_channel, metadata=metadata, timeout=timeout, retry_for=retry_for,
                   backoff=backoff or Backoff())
 
 
@@ -104,15 +111,20 @@ class Client:
 
     def __init__(
         self,
-        channel: grpc.aio.Channel,
+        open_channel: Callable[[], grpc.aio.Channel],
         *,
         metadata: Sequence[tuple[str, str]] = (),
         timeout: float = 10.0,
         retry_for: float = 30.0,
         backoff: Backoff = Backoff(),
     ) -> None:
-        self.channel = channel
-        self.stub = pb_grpc.EventBusStub(channel)
+        self._open_channel = open_channel
+        self.channel = open_channel()
+        self.stub = pb_grpc.EventBusStub(self.channel)
+        # Bumped by every new_connection(), so that several consumers whose watchdogs
+        # fire for the same dead link replace it once.
+        self.generation = 0
+        self._old_channels: set[asyncio.Task[None]] = set()
         self.metadata = tuple(metadata)
         self.timeout = timeout
         self.retry_for = retry_for
@@ -127,19 +139,43 @@ class Client:
     async def close(self) -> None:
         """Closes the channel (open streams end)."""
         await self.channel.close()
+        for task in list(self._old_channels):
+            await task
 
-    async def call(self, rpc: Callable[..., Awaitable[T]], request: Any, *, retry: bool = True) -> T:
-        """One unary call, retried with back-off and jitter on UNAVAILABLE and
-        DEADLINE_EXCEEDED for up to `retry_for` seconds; failures raise PulsebusError."""
+    def new_connection(self, generation: int) -> None:
+        """Replaces the channel (a new TCP connection) if it is still the one of
+        `generation`: a stream that went silent may sit on a link that is dead without
+        the OS knowing yet, and a new stream on the same connection would hang too.
+        Calls on the old channel end (and are retried on the new one)."""
+        if generation != self.generation:
+            return
+        old = self.channel
+        self.channel = self._open_channel()
+        self.stub = pb_grpc.EventBusStub(self.channel)
+        self.generation += 1
+        log.warning("pulsebus: opened a new connection (replacing a silent one)")
+        task = asyncio.get_running_loop().create_task(old.close())
+        self._old_channels.add(task)
+        task.add_done_callback(self._old_channels.discard)
+
+    async def call(self, method: str, request: Any, *, retry: bool = True) -> Any:
+        """One unary call of EventBus `method` ("Publish", "Ack"...), retried with
+        back-off and jitter on UNAVAILABLE and DEADLINE_EXCEEDED for up to `retry_for`
+        seconds (each attempt on the current channel); failures raise PulsebusError."""
         give_up = time.monotonic() + self.retry_for
         attempt = 0
         while True:
+            rpc = getattr(self.stub, method)
+            generation = self.generation
             try:
                 return await rpc(request, metadata=self.metadata, timeout=self.timeout)
             except grpc.aio.AioRpcError as err:
                 error = PulsebusError.from_rpc(err)
                 delay = self.backoff.delay(attempt)
-                if not retry or err.code() not in RETRYABLE_CALL_CODES or time.monotonic() + delay > give_up:
+                # CANCELLED because new_connection() closed the channel under it: retry
+                replaced = err.code() == grpc.StatusCode.CANCELLED and generation != self.generation
+                retryable = err.code() in RETRYABLE_CALL_CODES or replaced
+                if not retry or not retryable or time.monotonic() + delay > give_up:
                     raise error from None
                 log.info("pulsebus: %s failed (%s), retrying in %.2fs", type(request).__name__, error, delay)
                 await asyncio.sleep(delay)
@@ -155,7 +191,7 @@ class Client:
         for event in batch:
             if not event.id:
                 event.id = new_id()
-        response = await self.call(self.stub.Publish, pb.PublishRequest(topic=topic, events=batch))
+        response = await self.call("Publish", pb.PublishRequest(topic=topic, events=batch))
         return list(response.results)
 
     async def publish_json(self, topic: str, type: str, data: Any, **fields: Any) -> pb.PublishResult:
@@ -191,7 +227,7 @@ class Client:
     # Admin and reads
 
     async def read(self, topic: str, from_offset: int = 0, limit: int = 0) -> pb.ReadResponse:
-        return await self.call(self.stub.Read, pb.ReadRequest(topic=topic, from_offset=from_offset, limit=limit))
+        return await self.call("Read", pb.ReadRequest(topic=topic, from_offset=from_offset, limit=limit))
 
     async def list_consumers(self, topic: str) -> list[pb.ConsumerInfo]:
         """Every durable consumer of the topic (all pages)."""
@@ -199,7 +235,7 @@ class Client:
         token = ""
         while True:
             page = await self.call(
-                self.stub.ListConsumers, pb.ListConsumersRequest(topic=topic, page_size=1000, page_token=token)
+                "ListConsumers", pb.ListConsumersRequest(topic=topic, page_size=1000, page_token=token)
             )
             consumers.extend(page.consumers)
             token = page.next_page_token
@@ -214,7 +250,7 @@ class Client:
         topics: list[pb.TopicInfo] = []
         token = ""
         while True:
-            page = await self.call(self.stub.ListTopics, pb.ListTopicsRequest(page_size=1000, page_token=token))
+            page = await self.call("ListTopics", pb.ListTopicsRequest(page_size=1000, page_token=token))
             topics.extend(page.topics)
             token = page.next_page_token
             if not token:
@@ -223,8 +259,8 @@ class Client:
     async def seek(self, topic: str, consumer: str, offset: int) -> pb.SeekResponse:
         """Moves a consumer so that its next record is `offset`."""
         start = pb.StartPosition(offset=offset)
-        return await self.call(self.stub.Seek, pb.SeekRequest(topic=topic, consumer=consumer, start=start))
+        return await self.call("Seek", pb.SeekRequest(topic=topic, consumer=consumer, start=start))
 
     async def update_consumer(self, topic: str, consumer: str, config: pb.ConsumerConfig) -> pb.ConsumerInfo:
         request = pb.UpdateConsumerRequest(topic=topic, consumer=consumer, config=config)
-        return await self.call(self.stub.UpdateConsumer, request)
+        return await self.call("UpdateConsumer", request)

@@ -351,6 +351,7 @@ class Consumer:
         loop = asyncio.get_running_loop()
         attempt = 0
         while not self._stopping:
+            generation = self.client.generation
             call = self.client.stub.Subscribe(self._request(), metadata=self.client.metadata)
             self._call = call
             watchdog = _Watchdog(loop, self.heartbeat_timeout, call)
@@ -374,7 +375,9 @@ class Consumer:
                 if watchdog.fired:
                     self.stats.watchdog_timeouts += 1
                     log.warning("pulsebus: consumer %s/%s heard nothing for %.1fs (no heartbeat): "
-                                "reopening the stream", self.topic, self.name, self.heartbeat_timeout)
+                                "reopening the stream on a new connection", self.topic, self.name,
+                                self.heartbeat_timeout)
+                    self.client.new_connection(generation)
                 elif isinstance(err, grpc.aio.AioRpcError):
                     error = PulsebusError.from_rpc(err)
                     if err.code() not in RETRYABLE_STREAM_CODES:
@@ -484,13 +487,13 @@ class Consumer:
         request = pb.NackRequest(topic=self.topic, consumer=self.name, offsets=offsets)
         if delay is not None:
             request.delay.CopyFrom(_duration(delay))
-        await self.client.call(self.client.stub.Nack, request)
+        await self.client.call("Nack", request)
 
     async def _dead_letter(self, message: Message, reason: str) -> None:
         self._release(message)
         request = pb.NackRequest(topic=self.topic, consumer=self.name, offsets=[message.offset],
                                  dead_letter=True, reason=reason)
-        await self.client.call(self.client.stub.Nack, request)
+        await self.client.call("Nack", request)
         if self.exclusive:
             # parked and counted as acked by the server; the low-water mark moves over it
             self._acker.settle(message.offset, message.seek_epoch)
@@ -501,7 +504,7 @@ class Consumer:
         request = pb.ExtendAckDeadlineRequest(topic=self.topic, consumer=self.name, offsets=offsets)
         if deadline is not None:
             request.deadline.CopyFrom(_duration(deadline))
-        await self.client.call(self.client.stub.ExtendAckDeadline, request)
+        await self.client.call("ExtendAckDeadline", request)
 
     def _abandoned(self, offset: int, serial: int) -> None:
         """A Message was garbage-collected unsettled: nack it (never ack it)."""

@@ -62,3 +62,53 @@ def main(test: Callable[[], Awaitable[None]]) -> None:
         print("FAILED", flush=True)
         sys.exit(1)
     print("ok", flush=True)
+
+
+class FreezableProxy:
+    """A TCP proxy to the server whose open connections can be frozen: bytes stop
+    flowing both ways but the sockets stay open, as on a link that died silently.
+    Connections made after freeze() flow normally."""
+
+    def __init__(self, target: str) -> None:
+        host, port = target.rsplit("//", 1)[-1].rsplit(":", 1)
+        self.target = (host, int(port))
+        self.frozen: list[asyncio.Event] = []
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def freeze(self) -> None:
+        for flowing in self.frozen:
+            flowing.clear()
+
+    async def _serve(self, client_reader, client_writer) -> None:
+        self.connections += 1
+        flowing = asyncio.Event()
+        flowing.set()
+        self.frozen.append(flowing)
+        server_reader, server_writer = await asyncio.open_connection(*self.target)
+
+        async def pipe(reader, writer) -> None:
+            try:
+                while data := await reader.read(65536):
+                    await flowing.wait()
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                if flowing.is_set():
+                    writer.close()
+
+        try:
+            await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
+        except asyncio.CancelledError:
+            pass
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
