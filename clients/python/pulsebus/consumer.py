@@ -237,6 +237,24 @@ class Consumer:
         async with asyncio.timeout(timeout):
             return await wait()
 
+    async def _next_unless(self, *stops: asyncio.Event) -> Message | None:
+        """run()'s next(): None once one of `stops` is set (call _wake() after setting
+        it) or the consumer stopped receiving."""
+        while True:
+            if any(stop.is_set() for stop in stops):
+                return None
+            if self._inbox:
+                return self._inbox.popleft()
+            if self._error is not None:
+                raise self._error
+            if self._closed or not self._receiving:
+                return None
+            self._available.clear()
+            await self._available.wait()
+
+    def _wake(self) -> None:
+        self._available.set()
+
     async def flush(self) -> None:
         """Waits until every ack so far is with the server."""
         await self._acker.flush()

@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from pulsebus.errors import PulsebusError
-from pulsebus.message import Message as _Message
 
 if TYPE_CHECKING:
     from pulsebus.consumer import Consumer
@@ -69,21 +68,27 @@ async def _settle(message: Message, outcome: Any) -> None:
 
 
 class _Runner:
+    """`concurrency` worker tasks pulling from the consumer. A worker that takes a
+    message whose subject another worker is handling queues it behind that one (the
+    subject's chain) and takes the next; the worker of a subject handles its chain
+    before it takes anything new. No task per message, no dispatcher."""
+
     def __init__(self, consumer: Consumer, handler: Handler, concurrency: int, shutdown: asyncio.Event,
-                 drain: bool, max_extension: float, extend_every: float | None) -> None:
+                 user_shutdown: asyncio.Event, drain: bool, max_extension: float,
+                 extend_every: float | None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.consumer = consumer
         self.handler = handler
+        self.concurrency = concurrency
         self.shutdown = shutdown
+        self.user_shutdown = user_shutdown
         self.drain = drain
         self.max_extension = max_extension
         deadline = consumer.config.ack_deadline.ToTimedelta().total_seconds() or 30.0
         self.extend_every = extend_every or max(0.5, deadline / 3)
-        self.slots = asyncio.Semaphore(concurrency)
-        self.chains: dict[str, deque[Message]] = {}  # subject -> messages waiting behind it
+        self.chains: dict[str, deque[Message]] = {}  # subject being handled -> waiting behind it
         self.handling: dict[int, float] = {}  # offset -> when its handler started
-        self.workers: set[asyncio.Task[None]] = set()
         self.leftovers: list[Message] = []
 
     async def handle(self, message: Message) -> None:
@@ -103,21 +108,32 @@ class _Runner:
         self.handling.pop(message.offset, None)
         await _settle(message, result)
 
-    async def work(self, message: Message, key: str | None) -> None:
-        try:
-            while True:
+    async def worker(self) -> None:
+        consumer = self.consumer
+        while True:
+            message = await consumer._next_unless(self.shutdown, self.user_shutdown)
+            if message is None:
+                return
+            key = message.subject or None
+            if key is None:
                 await self.handle(message)
-                chain = self.chains.get(key) if key is not None else None
-                if not chain:
-                    break
-                if self.shutdown.is_set():
-                    self.leftovers.extend(chain)
-                    break
-                message = chain.popleft()
-        finally:
-            if key is not None:
-                self.chains.pop(key, None)
-            self.slots.release()
+                continue
+            if key in self.chains:
+                self.chains[key].append(message)  # behind the earlier one of its subject
+                continue
+            chain: deque[Message] = deque()
+            self.chains[key] = chain
+            try:
+                while True:
+                    await self.handle(message)
+                    if not chain:
+                        break
+                    if self.shutdown.is_set() or self.user_shutdown.is_set():
+                        self.leftovers.extend(chain)
+                        break
+                    message = chain.popleft()
+            finally:
+                del self.chains[key]
 
     async def extend(self) -> None:
         """Extends the deadlines of the messages being handled (shared modes)."""
@@ -130,50 +146,6 @@ class _Runner:
                     await self.consumer._extend(offsets)
                 except PulsebusError as err:
                     log.warning("pulsebus: extending deadlines failed: %s", err)
-
-    async def until_shutdown(self, work: Awaitable[Any]) -> tuple[bool, Any]:
-        """(True, result) when `work` finished first, (False, None) on shutdown."""
-        task = asyncio.ensure_future(work)
-        stop = asyncio.ensure_future(self.shutdown.wait())
-        try:
-            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-        if task.done():
-            return True, task.result()
-        task.cancel()
-        await asyncio.wait({task})
-        if not task.cancelled() and task.exception() is None and isinstance(task.result(), _Message):
-            self.leftovers.append(task.result())  # it arrived as we cancelled
-        return False, None
-
-    async def dispatch(self) -> None:
-        consumer = self.consumer
-        while not self.shutdown.is_set():
-            try:
-                got, message = await self.until_shutdown(consumer.next())
-            except StopAsyncIteration:
-                return
-            if not got:
-                return
-            if self.shutdown.is_set():  # both happened: shutdown wins
-                self.leftovers.append(message)
-                return
-            key = message.subject or None
-            if key is not None and key in self.chains:
-                self.chains[key].append(message)  # behind the earlier one of its subject
-                continue
-            got, _ = await self.until_shutdown(self.slots.acquire())
-            if not got or self.shutdown.is_set():
-                if got:
-                    self.slots.release()
-                self.leftovers.append(message)
-                return
-            if key is not None:
-                self.chains[key] = deque()
-            task = asyncio.create_task(self.work(message, key))
-            self.workers.add(task)
-            task.add_done_callback(self.workers.discard)
 
 
 async def run(
@@ -188,25 +160,39 @@ async def run(
 ) -> None:
     """Runs `handler` on every message of `consumer` until `shutdown` is set (or the
     stream fails for good: its PulsebusError is raised after the cleanup)."""
-    runner = _Runner(consumer, handler, concurrency, shutdown or asyncio.Event(), drain,
-                     max_extension, extend_every)
+    stop = asyncio.Event()  # shutdown, or a worker failed
+    shutdown = shutdown or asyncio.Event()
+    runner = _Runner(consumer, handler, concurrency, stop, shutdown, drain, max_extension, extend_every)
     consumer.open()
+
+    async def watch() -> None:
+        await shutdown.wait()
+        stop.set()
+        consumer._wake()  # workers waiting for a message see it
+
+    watcher = asyncio.create_task(watch())
     extender = None if consumer.exclusive else asyncio.create_task(runner.extend())
+    workers = [asyncio.create_task(runner.worker()) for _ in range(concurrency)]
+    failure: BaseException | None = None
     try:
-        await runner.dispatch()
+        done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
+        failure = next((t.exception() for t in done if not t.cancelled() and t.exception()), None)
     finally:
+        stop.set()
+        consumer._wake()
         consumer.stop_receiving()
-        if not runner.drain:
-            for task in list(runner.workers):
+        if not runner.drain or failure is not None:
+            for task in workers:
                 task.cancel()
-        await asyncio.gather(*list(runner.workers), return_exceptions=True)
-        if extender is not None:
-            extender.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        for task in (watcher, extender):
+            if task is not None:
+                task.cancel()
         for chain in runner.chains.values():
             runner.leftovers.extend(chain)
-        runner.chains.clear()
         # received but never started: given back (shared modes) at close
         for message in runner.leftovers:
-            consumer._in_hand.setdefault(message.offset, message._serial)
             message._settled = True
         await consumer.close()
+    if failure is not None:
+        raise failure
