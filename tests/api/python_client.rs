@@ -4,13 +4,16 @@
 //! the program asks. The program's docstring says what it proves; it exits 0 when
 //! every check passed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::e2e::driven::drive;
 use crate::e2e::{manifest_dir, python};
 use crate::helpers::{TestServer, quick};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+};
 
 /// Longest run of one program (a debug server, restarts included).
 const PROGRAM_TIMEOUT: Duration = Duration::from_secs(150);
@@ -39,18 +42,53 @@ fn python_with_pulsebus() -> &'static std::path::Path {
 /// Runs `clients/python/tests/<name>.py` against a server with short heartbeats and
 /// leases, and expects it to pass.
 async fn passes(name: &str) {
-    let server = TestServer::start_with(quick).await;
+    passes_against(name, TestServer::start_with(quick).await, &[]).await;
+}
+
+/// Runs `clients/python/tests/<name>.py args...` against `server`.
+async fn passes_against(name: &str, server: TestServer, args: &[&str]) {
     let dir: PathBuf = manifest_dir().join("clients/python/tests");
     let program = format!("{name}.py");
-    let out = drive(
-        python_with_pulsebus(),
-        &[&program],
-        &dir,
-        server,
-        PROGRAM_TIMEOUT,
-    )
-    .await;
+    let mut argv = vec![program.as_str()];
+    argv.extend_from_slice(args);
+    let out = drive(python_with_pulsebus(), &argv, &dir, server, PROGRAM_TIMEOUT).await;
     out.assert_success(&program);
+}
+
+/// Writes a CA, a server certificate for `localhost`, a client certificate and an
+/// auth file (token `py-admin`: admin; `py-reader`: subscribe to `secure`) into `dir`.
+fn write_pki_and_tokens(dir: &Path) {
+    let ca_key = KeyPair::generate().unwrap();
+    // Distinct subject names: OpenSSL (grpcio's BoringSSL) takes a leaf whose subject is
+    // its issuer's for a self-signed certificate.
+    let named = |params: &mut CertificateParams, cn: &str| {
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, cn);
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    named(&mut ca_params, "pulsebus python test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf = |name: &str, file: &str| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
+        named(&mut params, name);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        std::fs::write(dir.join(format!("{file}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
+    };
+    leaf("localhost", "server");
+    leaf("python-client", "client");
+    std::fs::write(dir.join("ca.pem"), ca_pem).unwrap();
+    let hashed = |token: &str| hex::encode(pulsebus::auth::hash_token(token));
+    let auth = format!(
+        "[[token]]\nname = \"py-admin\"\nsha256 = \"{}\"\nadmin = true\n\n\
+         [[token]]\nname = \"py-reader\"\nsha256 = \"{}\"\nsubscribe = [\"secure\"]\n",
+        hashed("py-admin-token"),
+        hashed("py-reader-token")
+    );
+    std::fs::write(dir.join("auth.toml"), auth).unwrap();
 }
 
 /// Publishing one event twice (a retry) stores one record; a publish made while the
@@ -135,4 +173,30 @@ async fn errors_carry_the_status_code_and_reason() {
 #[tokio::test]
 async fn an_abandoned_message_is_nacked_not_acked() {
     passes("an_abandoned_message_is_nacked_not_acked").await;
+}
+
+/// Over mutual TLS with bearer tokens: the client with the CA, its certificate and a
+/// token publishes and consumes; without a token it gets UNAUTHENTICATED, with a
+/// read-only token PERMISSION_DENIED on publish, and without a client certificate no
+/// connection.
+#[tokio::test]
+async fn connecting_with_mutual_tls_and_a_bearer_token() {
+    let pki = tempfile::tempdir().unwrap();
+    write_pki_and_tokens(pki.path());
+    let dir = pki.path().to_owned();
+    let server = TestServer::start_with(move |c| {
+        quick(c);
+        c.tls.tls_cert = Some(dir.join("server.pem"));
+        c.tls.tls_key = Some(dir.join("server.key"));
+        c.tls.tls_client_ca = Some(dir.join("ca.pem"));
+        c.auth_file = Some(dir.join("auth.toml"));
+    })
+    .await;
+    let dir = pki.path().to_str().unwrap();
+    passes_against(
+        "connecting_with_mutual_tls_and_a_bearer_token",
+        server,
+        &[dir],
+    )
+    .await;
 }
