@@ -200,3 +200,9 @@ async fn connecting_with_mutual_tls_and_a_bearer_token() {
     )
     .await;
 }
+
+/// Retry in exclusive mode rewinds: the record and those after it come again in order.
+#[tokio::test]
+async fn an_exclusive_retry_rewinds_and_delivers_in_order_again() {
+    passes("an_exclusive_retry_rewinds_and_delivers_in_order_again").await;
+}

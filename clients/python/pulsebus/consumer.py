@@ -185,6 +185,7 @@ class Consumer:
         self._stop_requested = asyncio.Event()
         self._closed = False
         self._background: set[asyncio.Task[Any]] = set()
+        self._loop = asyncio.get_running_loop()
 
     @property
     def exclusive(self) -> bool:
@@ -525,15 +526,24 @@ class Consumer:
         await self.client.call("ExtendAckDeadline", request)
 
     def _abandoned(self, offset: int, serial: int) -> None:
-        """A Message was garbage-collected unsettled: nack it (never ack it)."""
+        """A Message was garbage-collected unsettled: nack it (never ack it). Runs
+        from __del__, which may interrupt any code, so the work is only scheduled."""
+        if not self._closed:
+            self._loop.call_soon_threadsafe(self._nack_abandoned, offset, serial)
+
+    def _nack_abandoned(self, offset: int, serial: int) -> None:
         if self._closed or self._in_hand.get(offset) != serial:
             return
         del self._in_hand[offset]
         log.warning("pulsebus: %s/%s offset %d was dropped unsettled: nacking it", self.topic, self.name, offset)
-        loop = asyncio.get_running_loop()
-        loop.call_soon(self._spawn, self._nack_offsets([offset], delay=None))
+        self._spawn(self._nack_offsets([offset], delay=None))
 
     def _spawn(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Future[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("pulsebus: %s/%s: %s (the record comes again)", self.topic, self.name, task.exception())
