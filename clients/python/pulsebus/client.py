@@ -138,7 +138,7 @@ class Client:
 
     async def close(self) -> None:
         """Closes the channel (open streams end)."""
-        await self.channel.close()
+        await self.channel.close(None)
         for task in list(self._old_channels):
             await task
 
@@ -154,7 +154,7 @@ class Client:
         self.stub = pb_grpc.EventBusStub(self.channel)
         self.generation += 1
         log.warning("pulsebus: opened a new connection (replacing a silent one)")
-        task = asyncio.get_running_loop().create_task(old.close())
+        task = asyncio.get_running_loop().create_task(old.close(None))
         self._old_channels.add(task)
         task.add_done_callback(self._old_channels.discard)
 

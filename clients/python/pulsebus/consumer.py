@@ -151,7 +151,7 @@ class Consumer:
         self.config = pb.ConsumerConfig()
         if config is not None:
             self.config.CopyFrom(config)
-        self.config.mode = int(self.mode)
+        self.config.mode = self.mode.value  # type: ignore[assignment]
         if ack_deadline is not None:
             self.config.ack_deadline.CopyFrom(_duration(ack_deadline))
         if max_deliveries is not None:
@@ -378,7 +378,7 @@ class Consumer:
                 while True:
                     response = await call.read()
                     watchdog.last_activity = loop.time()
-                    if response is grpc.aio.EOF:
+                    if response is grpc.aio.EOF:  # type: ignore[attr-defined]
                         log.info("pulsebus: consumer %s/%s: the stream ended; reopening", self.topic, self.name)
                         break
                     if self._on_response(response):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json as jsonlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Type
 
 from google.protobuf.message import Message as ProtoMessage
 
@@ -84,7 +84,8 @@ class Message:
             return jsonlib.loads(event.binary_data)
         raise ValueError(f"offset {self.offset}: payload is {kind or 'empty'}, not JSON")
 
-    def proto(self, cls: type[ProtoMessage] | None = None) -> ProtoMessage:
+    # typing.Type, because `type` is a property of this class
+    def proto(self, cls: Type[ProtoMessage] | None = None) -> ProtoMessage:  # noqa: UP006
         """The protobuf payload, unpacked from its Any: as `cls` when given, else as the
         class registered for its type URL (every EduPulse event)."""
         event = self.record.event

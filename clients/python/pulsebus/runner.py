@@ -185,9 +185,9 @@ async def run(
             for task in workers:
                 task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-        for task in (watcher, extender):
-            if task is not None:
-                task.cancel()
+        watcher.cancel()
+        if extender is not None:
+            extender.cancel()
         for chain in runner.chains.values():
             runner.leftovers.extend(chain)
         # received but never started: given back (shared modes) at close
