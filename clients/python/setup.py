@@ -54,11 +54,14 @@ def generate(out: Path) -> None:
         raise SystemExit(f"pulsebus: protoc failed on {root}")
     # Top-level proto packages (pulsebus, edupulse) become subpackages of _gen.
     tops = sorted({p.split("/", 1)[0] for p in protos})
-    pattern = re.compile(rf"^(from|import) ({'|'.join(map(re.escape, tops))})\.", re.M)
+    names = "|".join(map(re.escape, tops))
+    imports = re.compile(rf"^(from|import) ({names})\.", re.M)
+    # the module name the messages' __module__ gets (pickle imports it)
+    module_names = re.compile(rf"(\(DESCRIPTOR, ')({names})\.")
     for path in out.rglob("*.py*"):
         if path.suffix in (".py", ".pyi"):
-            text = path.read_text()
-            path.write_text(pattern.sub(r"\1 pulsebus._gen.\2.", text))
+            text = imports.sub(r"\1 pulsebus._gen.\2.", path.read_text())
+            path.write_text(module_names.sub(r"\1pulsebus._gen.\2.", text))
     for directory in [out, *(d for d in out.rglob("*") if d.is_dir())]:
         (directory / "__init__.py").touch()
 
