@@ -1,9 +1,9 @@
 """The heartbeat watchdog: the server heartbeats idle streams (every 100 ms here), so
-when the consumer's link goes silent (a proxy stops passing bytes but keeps the
-sockets open, which TCP alone would not notice for minutes) the consumer gives up on
-it after heartbeat_timeout, opens a new connection and a new stream, and gets the
-record published meanwhile (redelivered to it once the frozen stream's ack deadline
-passed)."""
+when the consumer's link goes silent (a proxy stops passing the server's bytes but
+keeps the sockets open, which TCP alone would not notice for minutes) the consumer
+gives up on it after heartbeat_timeout, opens a new connection and a new stream, and
+gets the record published meanwhile (sent to the silent stream, and given to the new
+one when the server sees the old connection closed)."""
 
 import pulsebus
 from pulsebus import ConsumerState, DeliveryMode
@@ -16,7 +16,7 @@ async def test() -> None:
     proxy = FreezableProxy(URL)
     proxied = await proxy.start()
     async with pulsebus.connect(URL) as direct, pulsebus.connect(proxied) as client:
-        consumer = client.consumer(TOPIC, "watched", mode=DeliveryMode.SHARED, ack_deadline=1.0,
+        consumer = client.consumer(TOPIC, "watched", mode=DeliveryMode.SHARED, ack_deadline=60.0,
                                    heartbeat_timeout=1.0).open()
         await within(consumer.wait_for_state(ConsumerState.ATTACHED), "attached through the proxy")
         await direct.publish_json(TOPIC, "e", {"n": 1})

@@ -65,14 +65,16 @@ def main(test: Callable[[], Awaitable[None]]) -> None:
 
 
 class FreezableProxy:
-    """A TCP proxy to the server whose open connections can be frozen: bytes stop
-    flowing both ways but the sockets stay open, as on a link that died silently.
-    Connections made after freeze() flow normally."""
+    """A TCP proxy to the server whose open connections can be frozen: the server's
+    bytes stop reaching the client while the sockets stay open, as on a link or proxy
+    that silently stopped delivering. What the client sends still reaches the server
+    (so the server sees the client close a connection). Connections made after
+    freeze() flow normally."""
 
     def __init__(self, target: str) -> None:
         host, port = target.rsplit("//", 1)[-1].rsplit(":", 1)
         self.target = (host, int(port))
-        self.frozen: list[asyncio.Event] = []
+        self.to_client: list[asyncio.Event] = []
         self.connections = 0
         self.server: asyncio.Server | None = None
 
@@ -82,17 +84,19 @@ class FreezableProxy:
         return f"http://127.0.0.1:{port}"
 
     def freeze(self) -> None:
-        for flowing in self.frozen:
+        for flowing in self.to_client:
             flowing.clear()
 
     async def _serve(self, client_reader, client_writer) -> None:
         self.connections += 1
-        flowing = asyncio.Event()
-        flowing.set()
-        self.frozen.append(flowing)
+        to_server = asyncio.Event()
+        to_server.set()
+        to_client = asyncio.Event()
+        to_client.set()
+        self.to_client.append(to_client)
         server_reader, server_writer = await asyncio.open_connection(*self.target)
 
-        async def pipe(reader, writer) -> None:
+        async def pipe(reader, writer, flowing) -> None:
             try:
                 while data := await reader.read(65536):
                     await flowing.wait()
@@ -105,7 +109,8 @@ class FreezableProxy:
                     writer.close()
 
         try:
-            await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
+            await asyncio.gather(pipe(client_reader, server_writer, to_server),
+                                 pipe(server_reader, client_writer, to_client))
         except asyncio.CancelledError:
             pass
 
