@@ -124,6 +124,7 @@ class Client:
         # Bumped by every new_connection(), so that several consumers whose watchdogs
         # fire for the same dead link replace it once.
         self.generation = 0
+        self.closed = False
         self._old_channels: set[asyncio.Task[None]] = set()
         self.metadata = tuple(metadata)
         self.timeout = timeout
@@ -137,7 +138,9 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
-        """Closes the channel (open streams end)."""
+        """Closes the channel: open streams end, and their consumers' iterations raise
+        ClosedError (close consumers first to settle what they hold)."""
+        self.closed = True
         await self.channel.close(None)
         for task in list(self._old_channels):
             await task

@@ -413,6 +413,11 @@ class Consumer:
                 self._call = None
             if self._stopping:
                 return
+            if self.client.closed:
+                self._error = ClosedError(f"the client of consumer {self.name} was closed")
+                self._available.set()
+                self._set_state(ConsumerState.CLOSED)
+                return
             self.stats.reconnects += 1
             self._set_state(ConsumerState.RECONNECTING)
             try:
@@ -429,7 +434,16 @@ class Consumer:
             self._on_record(response.record)
         elif kind == "heartbeat":
             self.stats.heartbeats += 1
-            self.last_heartbeat = response.heartbeat
+            heartbeat = response.heartbeat
+            previous, self.last_heartbeat = self.last_heartbeat, heartbeat
+            stalled = heartbeat.at_max_in_flight or heartbeat.window_full
+            if stalled and not (previous and (previous.at_max_in_flight or previous.window_full)):
+                # a quiet stream that is not idle: say why nothing comes
+                log.warning("pulsebus: consumer %s/%s is held up: %s (in flight %d, committed %d, head %d)",
+                            self.topic, self.name,
+                            "max_in_flight unacked records" if heartbeat.at_max_in_flight
+                            else "the server's unsettled window is full",
+                            heartbeat.in_flight, heartbeat.committed_offset, heartbeat.head_offset)
             return False
         elif kind == "attached":
             attached = response.attached
