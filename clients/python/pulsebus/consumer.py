@@ -172,7 +172,9 @@ class Consumer:
         self._acker = Acker(client, topic, name, cumulative=self.exclusive, linger=ack_linger,
                             flush_at=max(1, in_flight_cap // 2))
         self._inbox: deque[Message] = deque()
-        self._available = asyncio.Event()
+        # Waiting readers (next(), run()'s workers): a record wakes one of them, an
+        # end of the stream wakes all.
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self._state_changed = asyncio.Event()
         self._in_hand: dict[int, int] = {}  # offset -> serial of the Message holding it
         self._serials = itertools.count(1)
@@ -232,8 +234,7 @@ class Consumer:
                     raise self._error
                 if self._closed or not self._receiving:
                     raise StopAsyncIteration
-                self._available.clear()
-                await self._available.wait()
+                await self._wait_for_record()
 
         async with asyncio.timeout(timeout):
             return await wait()
@@ -250,11 +251,31 @@ class Consumer:
                 raise self._error
             if self._closed or not self._receiving:
                 return None
-            self._available.clear()
-            await self._available.wait()
+            await self._wait_for_record()
 
     def _wake(self) -> None:
-        self._available.set()
+        self._notify(everyone=True)
+
+    async def _wait_for_record(self) -> None:
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._notify()  # woken but leaving: pass the record on to another reader
+            raise
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+
+    def _notify(self, *, everyone: bool = False) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                if not everyone:
+                    return
 
     async def flush(self) -> None:
         """Waits until every ack so far is with the server."""
@@ -263,7 +284,7 @@ class Consumer:
     def stop_receiving(self) -> None:
         """Takes no more records from the stream (those in hand can still be settled)."""
         self._receiving = False
-        self._available.set()
+        self._notify(everyone=True)
 
     async def close(self, *, nack_unsettled: bool = True) -> None:
         """Stops receiving, sends the acks, nacks what is still unsettled (shared modes:
@@ -289,7 +310,7 @@ class Consumer:
         for task in list(self._background):
             await asyncio.gather(task, return_exceptions=True)
         self._set_state(ConsumerState.CLOSED)
-        self._available.set()
+        self._notify(everyone=True)
 
     async def _stop_pump(self) -> None:
         # Cancel the gRPC call rather than the task: a task cancelled inside
@@ -402,7 +423,7 @@ class Consumer:
                     if err.code() not in RETRYABLE_STREAM_CODES:
                         log.error("pulsebus: consumer %s/%s failed: %s", self.topic, self.name, error)
                         self._error = error
-                        self._available.set()
+                        self._notify(everyone=True)
                         self._set_state(ConsumerState.CLOSED)
                         return
                     log.info("pulsebus: consumer %s/%s: stream ended with %s; reconnecting",
@@ -415,7 +436,7 @@ class Consumer:
                 return
             if self.client.closed:
                 self._error = ClosedError(f"the client of consumer {self.name} was closed")
-                self._available.set()
+                self._notify(everyone=True)
                 self._set_state(ConsumerState.CLOSED)
                 return
             self.stats.reconnects += 1
@@ -482,7 +503,7 @@ class Consumer:
         self._in_hand[offset] = serial
         self.stats.delivered += 1
         self._inbox.append(Message(self, record, self.seek_epoch, serial))
-        self._available.set()
+        self._notify()
 
     def _on_repositioned(self, repositioned: pb.Repositioned) -> None:
         committed = repositioned.committed_offset
