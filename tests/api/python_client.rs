@@ -206,3 +206,21 @@ async fn connecting_with_mutual_tls_and_a_bearer_token() {
 async fn an_exclusive_retry_rewinds_and_delivers_in_order_again() {
     passes("an_exclusive_retry_rewinds_and_delivers_in_order_again").await;
 }
+
+/// A handler slower than the ack deadline keeps its record: the client extends it.
+#[tokio::test]
+async fn a_slow_handler_keeps_its_message_by_extending_the_deadline() {
+    passes("a_slow_handler_keeps_its_message_by_extending_the_deadline").await;
+}
+
+/// Acks are coalesced and flushed before max_in_flight stalls the stream.
+#[tokio::test]
+async fn acks_are_batched_and_never_stall_the_stream() {
+    passes("acks_are_batched_and_never_stall_the_stream").await;
+}
+
+/// run(drain=False) cancels the handlers and nacks their messages at once.
+#[tokio::test]
+async fn shutdown_without_draining_nacks_the_messages_in_hand() {
+    passes("shutdown_without_draining_nacks_the_messages_in_hand").await;
+}

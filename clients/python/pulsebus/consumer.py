@@ -292,11 +292,7 @@ class Consumer:
         the next subscriber resumes after the committed offset) and closes the stream."""
         if self._closed:
             return
-        self.stop_receiving()
-        for message in self._inbox:
-            message._settled = True  # nacked below with the rest, not one by one on GC
-        self._inbox.clear()
-        await self._acker.flush()
+        await self.detach()
         unsettled = sorted(self._in_hand)
         self._in_hand.clear()
         if unsettled and nack_unsettled and not self.exclusive:
@@ -305,12 +301,22 @@ class Consumer:
             except PulsebusError as err:
                 log.warning("pulsebus: nack on close of %s/%s failed: %s", self.topic, self.name, err)
         self._closed = True
-        await self._stop_pump()
         await self._acker.close()
         for task in list(self._background):
             await asyncio.gather(task, return_exceptions=True)
         self._set_state(ConsumerState.CLOSED)
         self._notify(everyone=True)
+
+    async def detach(self) -> None:
+        """Stops receiving, sends the acks so far, and closes the stream (so the server
+        gives what this subscriber holds unsettled to others). Messages in hand can
+        still be settled until close()."""
+        self.stop_receiving()
+        for message in self._inbox:
+            message._settled = True  # given back with the rest at close, not one by one on GC
+        self._inbox.clear()
+        await self._acker.flush()
+        await self._stop_pump()
 
     async def _stop_pump(self) -> None:
         # Cancel the gRPC call rather than the task: a task cancelled inside

@@ -175,13 +175,23 @@ async def run(
     workers = [asyncio.create_task(runner.worker()) for _ in range(concurrency)]
     failure: BaseException | None = None
     try:
-        done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
-        failure = next((t.exception() for t in done if not t.cancelled() and t.exception()), None)
+        waiting: set[asyncio.Task[None]] = {*workers, watcher}
+        while True:
+            done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            failure = next((t.exception() for t in done
+                            if t is not watcher and not t.cancelled() and t.exception()), None)
+            if failure is not None or not any(t in waiting for t in workers):
+                break  # a worker failed, or all of them stopped after the shutdown
+            if watcher.done() and not drain:
+                break  # shutdown without draining: cancel the handlers below
     finally:
         stop.set()
         consumer._wake()
         consumer.stop_receiving()
         if not runner.drain or failure is not None:
+            # Close the stream first, so the nacks of the cancelled handlers do not
+            # hand the records straight back to this subscriber.
+            await consumer.detach()
             for task in workers:
                 task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
