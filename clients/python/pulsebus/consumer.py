@@ -184,6 +184,7 @@ class Consumer:
         self._pump_task: asyncio.Task[None] | None = None
         self._call: Any = None
         self._stopping = False
+        self._detached = False
         self._stop_requested = asyncio.Event()
         self._closed = False
         self._background: set[asyncio.Task[Any]] = set()
@@ -286,20 +287,19 @@ class Consumer:
         self._receiving = False
         self._notify(everyone=True)
 
-    async def close(self, *, nack_unsettled: bool = True) -> None:
-        """Stops receiving, sends the acks, nacks what is still unsettled (shared modes:
-        at once, for another subscriber; exclusive mode: closing the stream is the nack,
-        the next subscriber resumes after the committed offset) and closes the stream."""
+    async def close(self) -> None:
+        """Stops receiving, sends the acks, and closes the stream, which gives back what
+        is still unsettled: in shared modes the server hands it to the other
+        subscribers at once, in exclusive mode the next subscriber resumes after the
+        committed offset. Nothing unsettled is ever acked."""
         if self._closed:
             return
         await self.detach()
-        unsettled = sorted(self._in_hand)
+        # What is still unsettled was given back when the stream closed: the server
+        # hands a leaving subscriber's records to the others at once (shared modes),
+        # and an exclusive consumer's next subscriber resumes after the committed
+        # offset. A Nack on top would count a second delivery attempt.
         self._in_hand.clear()
-        if unsettled and nack_unsettled and not self.exclusive:
-            try:
-                await self._nack_offsets(unsettled, delay=0.0)
-            except PulsebusError as err:
-                log.warning("pulsebus: nack on close of %s/%s failed: %s", self.topic, self.name, err)
         self._closed = True
         await self._acker.close()
         for task in list(self._background):
@@ -317,6 +317,7 @@ class Consumer:
         self._inbox.clear()
         await self._acker.flush()
         await self._stop_pump()
+        self._detached = True
 
     async def _stop_pump(self) -> None:
         # Cancel the gRPC call rather than the task: a task cancelled inside
@@ -541,6 +542,8 @@ class Consumer:
     async def _nack(self, messages: list[Message], *, delay: float | None) -> None:
         for message in messages:
             self._release(message)
+        if self._detached:
+            return  # the closed stream gave them back already (see close())
         await self._nack_offsets([m.offset for m in messages], delay=delay)
 
     async def _nack_offsets(self, offsets: list[int], *, delay: float | None) -> None:

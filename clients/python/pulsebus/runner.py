@@ -87,6 +87,7 @@ class _Runner:
         self.max_extension = max_extension
         deadline = consumer.config.ack_deadline.ToTimedelta().total_seconds() or 30.0
         self.extend_every = extend_every or max(0.5, deadline / 3)
+        self.explicit_extend_every = extend_every
         self.chains: dict[str, deque[Message]] = {}  # subject being handled -> waiting behind it
         self.handling: dict[int, float] = {}  # offset -> when its handler started
         self.leftovers: list[Message] = []
@@ -137,6 +138,14 @@ class _Runner:
 
     async def extend(self) -> None:
         """Extends the deadlines of the messages being handled (shared modes)."""
+        if self.explicit_extend_every is None and not self.consumer.config.HasField("ack_deadline"):
+            # an existing consumer keeps its own deadline: ask for it
+            try:
+                info = await self.consumer.client.consumer_info(self.consumer.topic, self.consumer.name)
+            except PulsebusError:
+                info = None
+            if info is not None and info.config.HasField("ack_deadline"):
+                self.extend_every = max(0.5, info.config.ack_deadline.ToTimedelta().total_seconds() / 3)
         while True:
             await asyncio.sleep(self.extend_every)
             cutoff = time.monotonic() - self.max_extension
@@ -189,8 +198,8 @@ async def run(
         consumer._wake()
         consumer.stop_receiving()
         if not runner.drain or failure is not None:
-            # Close the stream first, so the nacks of the cancelled handlers do not
-            # hand the records straight back to this subscriber.
+            # Close the stream first: that gives the records in hand back at once,
+            # rather than a nack that could hand them straight back to this stream.
             await consumer.detach()
             for task in workers:
                 task.cancel()
@@ -200,7 +209,7 @@ async def run(
             extender.cancel()
         for chain in runner.chains.values():
             runner.leftovers.extend(chain)
-        # received but never started: given back (shared modes) at close
+        # received but never started: given back when close() closes the stream
         for message in runner.leftovers:
             message._settled = True
         await consumer.close()
