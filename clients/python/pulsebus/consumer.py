@@ -308,9 +308,10 @@ class Consumer:
         self._notify(everyone=True)
 
     async def detach(self) -> None:
-        """Stops receiving, sends the acks so far, and closes the stream (so the server
-        gives what this subscriber holds unsettled to others). Messages in hand can
-        still be settled until close()."""
+        """Stops receiving, sends the acks so far, and closes the stream, so the server
+        gives what this subscriber holds unsettled to others (shared modes) at once.
+        Settle the messages in hand before: afterwards their nacks are no-ops (they are
+        given back already) and their acks may come too late."""
         self.stop_receiving()
         for message in self._inbox:
             message._settled = True  # given back with the rest at close, not one by one on GC
