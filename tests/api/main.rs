@@ -22,6 +22,7 @@ mod outage;
 mod pagination;
 mod payloads;
 mod publish;
+mod python_client;
 mod read;
 mod services;
 mod stream_states;
