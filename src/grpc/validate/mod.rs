@@ -49,6 +49,25 @@ pub fn topic(field: &str, name: &str) -> Result<(), ApiError> {
     ))
 }
 
+/// A consumer name: empty (none) or a name following the topic rules.
+pub(super) fn consumer(name: &str) -> Result<Option<String>, ApiError> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    topic("consumer", name).map_err(|_| {
+        ApiError::invalid(
+            "consumer",
+            format!("consumer name {name:?} is invalid: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"),
+        )
+    })?;
+    Ok(Some(name.to_owned()))
+}
+
+/// A consumer name that must be present.
+pub(super) fn required_consumer(name: &str) -> Result<String, ApiError> {
+    consumer(name)?.ok_or_else(|| ApiError::invalid("consumer", "is required"))
+}
+
 /// Any request: its encoded size must be within `--max-request-bytes`.
 pub fn request_size(req: &impl Message, limits: &Limits) -> Result<(), ApiError> {
     let size = req.encoded_len();

@@ -1,6 +1,6 @@
 //! Validation of Subscribe and the consumer RPCs (Ack, Seek, DeleteConsumer).
 
-use super::{timestamp, topic, types};
+use super::{consumer, required_consumer, timestamp, topic, types};
 use crate::error::ApiError;
 use crate::proto::pulsebus::v1 as pb;
 use crate::subscribe::{Start, SubscribeParams};
@@ -9,25 +9,6 @@ use crate::subscribe::{Start, SubscribeParams};
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1000;
 /// Largest `max_in_flight` accepted.
 pub const MAX_IN_FLIGHT: usize = 100_000;
-
-/// A consumer name: empty (none) or a name following the topic rules.
-fn consumer(name: &str) -> Result<Option<String>, ApiError> {
-    if name.is_empty() {
-        return Ok(None);
-    }
-    topic("consumer", name).map_err(|_| {
-        ApiError::invalid(
-            "consumer",
-            format!("consumer name {name:?} is invalid: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"),
-        )
-    })?;
-    Ok(Some(name.to_owned()))
-}
-
-/// A consumer name that must be present.
-pub(super) fn required_consumer(name: &str) -> Result<String, ApiError> {
-    consumer(name)?.ok_or_else(|| ApiError::invalid("consumer", "is required"))
-}
 
 /// A start position; unset means earliest.
 fn start(position: Option<pb::StartPosition>) -> Result<Start, ApiError> {

@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use super::subscribe::required_consumer;
-use super::topic;
+use super::{required_consumer, topic};
 use crate::error::ApiError;
 use crate::log::{ConsumerSettings, DeliveryMode, SettingsPatch};
 use crate::proto::pulsebus::v1 as pb;
