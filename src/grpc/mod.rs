@@ -249,6 +249,31 @@ fn caller<T>(request: Request<T>) -> Result<(Who, T), Status> {
 
 #[tonic::async_trait]
 impl EventBus for EventBusService {
+    async fn create_topic(
+        &self,
+        _request: Request<pb::CreateTopicRequest>,
+    ) -> RpcResult<pb::TopicInfo> {
+        Err(Status::unimplemented("CreateTopic: not built yet"))
+    }
+
+    async fn get_topic(&self, _request: Request<pb::GetTopicRequest>) -> RpcResult<pb::TopicInfo> {
+        Err(Status::unimplemented("GetTopic: not built yet"))
+    }
+
+    async fn update_topic(
+        &self,
+        _request: Request<pb::UpdateTopicRequest>,
+    ) -> RpcResult<pb::TopicInfo> {
+        Err(Status::unimplemented("UpdateTopic: not built yet"))
+    }
+
+    async fn delete_topic(
+        &self,
+        _request: Request<pb::DeleteTopicRequest>,
+    ) -> RpcResult<pb::DeleteTopicResponse> {
+        Err(Status::unimplemented("DeleteTopic: not built yet"))
+    }
+
     async fn publish(
         &self,
         request: Request<pb::PublishRequest>,
