@@ -229,6 +229,54 @@ impl EventBusService {
 
 type RpcResult<T> = Result<Response<T>, Status>;
 
+impl EventBusService {
+    async fn create_topic(
+        &self,
+        who: Who,
+        req: pb::CreateTopicRequest,
+    ) -> Result<pb::TopicInfo, ApiError> {
+        let (name, config) = validate::create_topic(req, &self.limits)?;
+        who.check(Action::Admin, &name)?;
+        Ok(self.log.create_topic(&name, config).await?.into())
+    }
+
+    async fn get_topic(
+        &self,
+        who: Who,
+        req: pb::GetTopicRequest,
+    ) -> Result<pb::TopicInfo, ApiError> {
+        let name = validate::topic_name(&req.name)?;
+        if !who.sees(&name) {
+            who.check(Action::Subscribe, &name)?;
+        }
+        Ok(self.log.topic(&name).await?.into())
+    }
+
+    async fn update_topic(
+        &self,
+        who: Who,
+        req: pb::UpdateTopicRequest,
+    ) -> Result<pb::TopicInfo, ApiError> {
+        let (name, patch) = validate::update_topic(req, &self.limits)?;
+        who.check(Action::Admin, &name)?;
+        Ok(self.log.update_topic(&name, patch).await?.into())
+    }
+
+    async fn delete_topic(
+        &self,
+        who: Who,
+        req: pb::DeleteTopicRequest,
+    ) -> Result<pb::DeleteTopicResponse, ApiError> {
+        let (name, force) = validate::delete_topic(req)?;
+        who.check(Action::Admin, &name)?;
+        let removed = self.log.delete_topic(&name, force).await?;
+        Ok(pb::DeleteTopicResponse {
+            events_deleted: removed.events,
+            consumers_deleted: removed.consumers,
+        })
+    }
+}
+
 fn reply<T>(result: Result<T, ApiError>) -> RpcResult<T> {
     result.map(Response::new).map_err(Status::from)
 }
@@ -251,27 +299,31 @@ fn caller<T>(request: Request<T>) -> Result<(Who, T), Status> {
 impl EventBus for EventBusService {
     async fn create_topic(
         &self,
-        _request: Request<pb::CreateTopicRequest>,
+        request: Request<pb::CreateTopicRequest>,
     ) -> RpcResult<pb::TopicInfo> {
-        Err(Status::unimplemented("CreateTopic: not built yet"))
+        let (who, req) = caller(request)?;
+        reply(self.create_topic(who, req).await)
     }
 
-    async fn get_topic(&self, _request: Request<pb::GetTopicRequest>) -> RpcResult<pb::TopicInfo> {
-        Err(Status::unimplemented("GetTopic: not built yet"))
+    async fn get_topic(&self, request: Request<pb::GetTopicRequest>) -> RpcResult<pb::TopicInfo> {
+        let (who, req) = caller(request)?;
+        reply(self.get_topic(who, req).await)
     }
 
     async fn update_topic(
         &self,
-        _request: Request<pb::UpdateTopicRequest>,
+        request: Request<pb::UpdateTopicRequest>,
     ) -> RpcResult<pb::TopicInfo> {
-        Err(Status::unimplemented("UpdateTopic: not built yet"))
+        let (who, req) = caller(request)?;
+        reply(self.update_topic(who, req).await)
     }
 
     async fn delete_topic(
         &self,
-        _request: Request<pb::DeleteTopicRequest>,
+        request: Request<pb::DeleteTopicRequest>,
     ) -> RpcResult<pb::DeleteTopicResponse> {
-        Err(Status::unimplemented("DeleteTopic: not built yet"))
+        let (who, req) = caller(request)?;
+        reply(self.delete_topic(who, req).await)
     }
 
     async fn publish(

@@ -6,7 +6,8 @@
 //! - consumer: an ack or a seek moved a consumer, `[topic, consumer, committed, epoch]`;
 //! - release: a subscriber let go of a consumer's lease (or, shared, records became
 //!   due again), `[topic, consumer]`;
-//! - settle: records of a shared consumer were acked, `[topic, consumer]`.
+//! - settle: records of a shared consumer were acked, `[topic, consumer]`;
+//! - topic deleted: DeleteTopic removed a topic with its events, `[topic]`.
 
 use super::Position;
 
@@ -29,6 +30,12 @@ macro_rules! release_channel {
 macro_rules! settle_channel {
     () => {
         "pulsebus_settle"
+    };
+}
+
+macro_rules! deleted_channel {
+    () => {
+        "pulsebus_topic_deleted"
     };
 }
 
@@ -96,12 +103,26 @@ macro_rules! notify_settle {
     };
 }
 
+/// SQL that announces a deleted topic (an SQL expression).
+macro_rules! notify_deleted {
+    ($topic:literal) => {
+        concat!(
+            "pg_notify('",
+            deleted_channel!(),
+            "', json_build_array(",
+            $topic,
+            ")::text)"
+        )
+    };
+}
+
 /// Every channel a listener subscribes to.
-pub const CHANNELS: [&str; 4] = [
+pub const CHANNELS: [&str; 5] = [
     head_channel!(),
     consumer_channel!(),
     release_channel!(),
     settle_channel!(),
+    deleted_channel!(),
 ];
 
 /// What a notification says.
@@ -137,6 +158,11 @@ pub enum Notice {
         /// The consumer.
         consumer: String,
     },
+    /// A topic was deleted with its events and consumers.
+    TopicDeleted {
+        /// The topic.
+        topic: String,
+    },
 }
 
 /// Parses a notification; `None` for a channel or payload this version does not know.
@@ -162,6 +188,10 @@ pub fn parse(channel: &str, payload: &str) -> Option<Notice> {
         settle_channel!() => {
             let (topic, consumer) = serde_json::from_str(payload).ok()?;
             Some(Notice::Settled { topic, consumer })
+        }
+        deleted_channel!() => {
+            let (topic,): (String,) = serde_json::from_str(payload).ok()?;
+            Some(Notice::TopicDeleted { topic })
         }
         _ => None,
     }
@@ -194,6 +224,12 @@ mod tests {
             })
         );
         assert!(parse("pulsebus_release", r#"["t"]"#).is_none());
+        assert_eq!(
+            parse("pulsebus_topic_deleted", r#"["a:b"]"#),
+            Some(Notice::TopicDeleted {
+                topic: "a:b".into()
+            })
+        );
         assert!(parse("elsewhere", r#"["t", "c"]"#).is_none());
     }
 

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::signals::Signals;
 use super::tail::Tail;
-use crate::log::{CHANNELS, EventLog, Notice, parse_notice};
+use crate::log::{CHANNELS, CommitSink, EventLog, Notice, parse_notice};
 
 /// Pauses between attempts while the database is unreachable: from 100 ms, doubling
 /// up to this, with jitter so replicas do not reconnect in step.
@@ -89,6 +89,7 @@ fn dispatch(n: &PgNotification, tail: &Tail, signals: &Signals) {
         }) => signals.moved(&topic, &consumer, position),
         Some(Notice::Released { topic, consumer }) => signals.released(&topic, &consumer),
         Some(Notice::Settled { topic, consumer }) => signals.settled(&topic, &consumer),
+        Some(Notice::TopicDeleted { topic }) => CommitSink::deleted(tail, &topic),
         None => tracing::warn!(
             channel = n.channel(),
             payload = n.payload(),

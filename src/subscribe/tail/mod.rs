@@ -10,7 +10,7 @@ mod refresh;
 mod shared;
 mod window;
 
-pub use heads::{HeadWatch, Heads};
+pub use heads::{DELETED, HeadWatch, Heads};
 pub use shared::SharedRecord;
 pub use window::{
     DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_RECORDS, DEFAULT_WINDOW_TOTAL_BYTES, Page, Window,
@@ -87,5 +87,10 @@ impl CommitSink for Tail {
         };
         self.window.push(topic, records);
         self.heads.advance(topic, head);
+    }
+
+    fn deleted(&self, topic: &str) {
+        self.window.forget(topic);
+        self.heads.deleted(topic);
     }
 }

@@ -182,6 +182,16 @@ impl Window {
         inner.compact();
     }
 
+    /// Drops everything held of `topic` (it was deleted).
+    pub fn forget(&self, topic: &str) {
+        let mut inner = self.lock();
+        if let Some(w) = inner.topics.remove(topic) {
+            inner.bytes -= w.bytes;
+            inner.records -= w.records.len();
+        }
+        inner.compact();
+    }
+
     /// The page `req` asks for, if the window holds its first offset.
     pub fn read(&self, req: &PageRequest<'_>) -> Option<Page> {
         let inner = self.lock();
