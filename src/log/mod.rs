@@ -53,8 +53,9 @@ pub trait CommitSink: Send + Sync {
     /// `records` of `topic` (consecutive offsets, `time` filled in) just committed.
     fn committed(&self, topic: &str, records: Vec<Record>);
 
-    /// `topic` was deleted with its events: nothing of it may be served any more.
-    fn deleted(&self, _topic: &str) {}
+    /// `topic` (whose head was `head`) was deleted with its events: nothing of it may
+    /// be served any more.
+    fn deleted(&self, _topic: &str, _head: i64) {}
 }
 
 /// Nobody listens (tools and tests that use the log alone).

@@ -7,7 +7,9 @@
 //! - release: a subscriber let go of a consumer's lease (or, shared, records became
 //!   due again), `[topic, consumer]`;
 //! - settle: records of a shared consumer were acked, `[topic, consumer]`;
-//! - topic deleted: DeleteTopic removed a topic with its events, `[topic]`.
+//! - removed: events were deleted (retention, DeleteTopic, or SQL by hand), rung by the
+//!   triggers of `migrations/0008_removed_events.sql`, `[topic, highest removed offset,
+//!   topic row gone]`.
 
 use super::Position;
 
@@ -33,9 +35,9 @@ macro_rules! settle_channel {
     };
 }
 
-macro_rules! deleted_channel {
+macro_rules! removed_channel {
     () => {
-        "pulsebus_topic_deleted"
+        "pulsebus_removed"
     };
 }
 
@@ -103,26 +105,13 @@ macro_rules! notify_settle {
     };
 }
 
-/// SQL that announces a deleted topic (an SQL expression).
-macro_rules! notify_deleted {
-    ($topic:literal) => {
-        concat!(
-            "pg_notify('",
-            deleted_channel!(),
-            "', json_build_array(",
-            $topic,
-            ")::text)"
-        )
-    };
-}
-
 /// Every channel a listener subscribes to.
 pub const CHANNELS: [&str; 5] = [
     head_channel!(),
     consumer_channel!(),
     release_channel!(),
     settle_channel!(),
-    deleted_channel!(),
+    removed_channel!(),
 ];
 
 /// What a notification says.
@@ -158,10 +147,14 @@ pub enum Notice {
         /// The consumer.
         consumer: String,
     },
-    /// A topic was deleted with its events and consumers.
-    TopicDeleted {
+    /// Events of a topic were deleted.
+    Removed {
         /// The topic.
         topic: String,
+        /// The highest offset removed (the whole topic's head when `topic_gone`).
+        through: i64,
+        /// The topic row itself was deleted: its name may start again at offset 1.
+        topic_gone: bool,
     },
 }
 
@@ -189,9 +182,13 @@ pub fn parse(channel: &str, payload: &str) -> Option<Notice> {
             let (topic, consumer) = serde_json::from_str(payload).ok()?;
             Some(Notice::Settled { topic, consumer })
         }
-        deleted_channel!() => {
-            let (topic,): (String,) = serde_json::from_str(payload).ok()?;
-            Some(Notice::TopicDeleted { topic })
+        removed_channel!() => {
+            let (topic, through, topic_gone) = serde_json::from_str(payload).ok()?;
+            Some(Notice::Removed {
+                topic,
+                through,
+                topic_gone,
+            })
         }
         _ => None,
     }
@@ -223,13 +220,15 @@ mod tests {
                 position
             })
         );
-        assert!(parse("pulsebus_release", r#"["t"]"#).is_none());
         assert_eq!(
-            parse("pulsebus_topic_deleted", r#"["a:b"]"#),
-            Some(Notice::TopicDeleted {
-                topic: "a:b".into()
+            parse("pulsebus_removed", r#"["t", 9, true]"#),
+            Some(Notice::Removed {
+                topic: "t".into(),
+                through: 9,
+                topic_gone: true
             })
         );
+        assert!(parse("pulsebus_release", r#"["t"]"#).is_none());
         assert!(parse("elsewhere", r#"["t", "c"]"#).is_none());
     }
 

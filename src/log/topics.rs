@@ -117,7 +117,7 @@ const LIST: &str = concat!(
     topic_columns!(),
     " FROM topics WHERE $1::text IS NULL OR name > $1 ORDER BY name LIMIT $2"
 );
-const LOCK: &str = "SELECT 1::int4 FROM topics WHERE name = $1 FOR UPDATE";
+const LOCK: &str = "SELECT head FROM topics WHERE name = $1 FOR UPDATE";
 /// Durable consumers of `$1` with a subscriber attached on any replica: an exclusive
 /// consumer's live lease, or a shared consumer's records held by a live subscriber.
 const ATTACHED: &str = r#"
@@ -131,12 +131,8 @@ WHERE c.topic = $1
 /// Consumers go first (their deliveries cascade), then events, then the row.
 const DELETE_CONSUMERS: &str = "DELETE FROM consumers WHERE topic = $1";
 const DELETE_EVENTS: &str = "DELETE FROM events WHERE topic = $1";
-/// Removes the row and tells every replica, which forget what they keep in memory.
-const DELETE_TOPIC: &str = concat!(
-    "WITH gone AS (DELETE FROM topics WHERE name = $1 RETURNING name) SELECT ",
-    notify_deleted!("name"),
-    " FROM gone"
-);
+/// Removes the row; the trigger of migration 0008 tells every replica.
+const DELETE_TOPIC: &str = "DELETE FROM topics WHERE name = $1";
 
 /// One row of [`topic_columns`].
 type TopicRow = (
@@ -235,14 +231,14 @@ impl EventLog {
     pub async fn delete_topic(&self, name: &str, force: bool) -> Result<TopicRemoved, LogError> {
         let err = |ctx| move |e| LogError::from_sqlx(ctx, e);
         let mut tx = self.pool.begin().await.map_err(err("deleting a topic"))?;
-        let locked: Option<i32> = sqlx::query_scalar(LOCK)
+        let locked: Option<i64> = sqlx::query_scalar(LOCK)
             .bind(name)
             .fetch_optional(&mut *tx)
             .await
             .map_err(err("locking a topic"))?;
-        if locked.is_none() {
+        let Some(head) = locked else {
             return Err(not_found(name));
-        }
+        };
         let attached: i64 = sqlx::query_scalar(ATTACHED)
             .bind(name)
             .fetch_one(&mut *tx)
@@ -272,8 +268,8 @@ impl EventLog {
         tx.commit()
             .await
             .map_err(err("committing a topic deletion"))?;
-        // At once here; other replicas (and this one, again) hear the NOTIFY.
-        self.sink.deleted(name);
+        // At once here; every replica (this one again) hears the trigger's NOTIFY.
+        self.sink.deleted(name, head);
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         Ok(TopicRemoved {
             events: count(events),
