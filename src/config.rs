@@ -59,6 +59,9 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub tls: TlsConfig,
 
+    #[command(flatten)]
+    pub topics: TopicDefaults,
+
     /// TOML file of bearer tokens (as SHA-256 hashes) and their per-topic permissions.
     /// When set, every EventBus call needs `authorization: Bearer <token>`; health and
     /// reflection stay open. See `pulsebus hash-token`.
@@ -106,6 +109,47 @@ pub struct Limits {
     /// Most events in one Publish request.
     #[arg(long, env = "PULSEBUS_MAX_BATCH_EVENTS", default_value_t = defaults::MAX_BATCH_EVENTS)]
     pub max_batch_events: usize,
+}
+
+/// Topics that Publish or Subscribe name before anyone created them.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct TopicDefaults {
+    /// Create unknown topics on first publish or subscribe (false: NOT_FOUND, topics
+    /// come from CreateTopic only).
+    #[arg(long, env = "PULSEBUS_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_topics: bool,
+
+    /// Retention age of auto-created topics (unset: keep forever).
+    #[arg(long, env = "PULSEBUS_DEFAULT_RETENTION_AGE", value_parser = humantime::parse_duration)]
+    pub default_retention_age: Option<Duration>,
+
+    /// Most events kept per auto-created topic (unset: no limit).
+    #[arg(long, env = "PULSEBUS_DEFAULT_RETENTION_EVENTS", value_parser = clap::value_parser!(i64).range(1..))]
+    pub default_retention_events: Option<i64>,
+}
+
+impl Default for TopicDefaults {
+    fn default() -> Self {
+        Self {
+            auto_create_topics: true,
+            default_retention_age: None,
+            default_retention_events: None,
+        }
+    }
+}
+
+impl TopicDefaults {
+    /// The log's policy for unknown topics.
+    pub fn policy(&self) -> crate::log::TopicPolicy {
+        crate::log::TopicPolicy {
+            auto_create: self.auto_create_topics,
+            defaults: crate::log::TopicConfig {
+                retention_age: self.default_retention_age,
+                retention_events: self.default_retention_events,
+                max_event_bytes: None,
+            },
+        }
+    }
 }
 
 /// TLS for the gRPC listener; plaintext when no certificate is given.
@@ -234,6 +278,7 @@ impl ServeConfig {
             subscriptions: SubscriptionConfig::default(),
             connections: ConnectionConfig::default(),
             tls: TlsConfig::default(),
+            topics: TopicDefaults::default(),
             auth_file: None,
             shutdown_timeout: duration(defaults::SHUTDOWN_TIMEOUT),
         }
@@ -268,6 +313,13 @@ mod tests {
             #[command(flatten)]
             subscriptions: SubscriptionConfig,
         }
+        #[derive(clap::Parser)]
+        struct TopicFlags {
+            #[command(flatten)]
+            topics: TopicDefaults,
+        }
+        let topics = TopicFlags::try_parse_from(["pulsebus"]).unwrap().topics;
+        assert_eq!(topics.policy(), TopicDefaults::default().policy());
         let parsed = Flags::try_parse_from(["pulsebus"]).unwrap().subscriptions;
         let default = SubscriptionConfig::default();
         assert_eq!(parsed.heartbeat_interval, default.heartbeat_interval);

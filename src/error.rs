@@ -242,6 +242,22 @@ fn log_status(err: &LogError, message: String) -> Mapped {
             message,
             info("TOPIC_NOT_FOUND", [("topic", topic.clone())]),
         ),
+        LogError::TopicExists { topic } => (
+            Code::AlreadyExists,
+            message,
+            info("TOPIC_EXISTS", [("topic", topic.clone())]),
+        ),
+        LogError::TopicInUse { topic, consumers } => {
+            let meta = [
+                ("topic", topic.clone()),
+                ("consumers", consumers.to_string()),
+            ];
+            (
+                Code::FailedPrecondition,
+                message,
+                info("SUBSCRIBERS_ATTACHED", meta),
+            )
+        }
         LogError::IdInOtherTopic { id, other_topic } => {
             let meta = [("id", id.to_string()), ("topic", other_topic.clone())];
             (
@@ -306,6 +322,21 @@ mod tests {
             m.contains("events[0]") && m.contains("max-event-bytes"),
             "{m}"
         );
+    }
+
+    #[test]
+    fn an_existing_topic_already_exists_and_one_in_use_is_a_failed_precondition() {
+        let (c, m) = code(LogError::TopicExists { topic: "t".into() });
+        assert_eq!(
+            (c, m.as_str()),
+            (Code::AlreadyExists, "topic 't' already exists")
+        );
+        let (c, m) = code(LogError::TopicInUse {
+            topic: "t".into(),
+            consumers: 2,
+        });
+        assert_eq!(c, Code::FailedPrecondition);
+        assert!(m.contains("2 consumer(s)") && m.contains("force"), "{m}");
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::log::{
-    Appended, ConsumerInfo, ConsumerSettings, DeliveryMode, Event, Payload, Record, TopicInfo,
+    Appended, ConsumerInfo, ConsumerSettings, DeliveryMode, Event, Payload, Record, TopicConfig,
+    TopicInfo,
 };
 use crate::proto::pulsebus::v1 as pb;
 use crate::subscribe::Delivery;
@@ -86,7 +87,18 @@ impl From<TopicInfo> for pb::TopicInfo {
             head_offset: t.head,
             event_count: t.event_count,
             created_at: Some(timestamp(t.created_at)),
+            first_offset: t.first_offset,
+            config: Some(topic_config(t.config)),
         }
+    }
+}
+
+/// A topic's config; limits it does not have are left unset.
+fn topic_config(c: TopicConfig) -> pb::TopicConfig {
+    pb::TopicConfig {
+        retention_age: c.retention_age.map(duration),
+        retention_events: c.retention_events,
+        max_event_bytes: c.max_event_bytes,
     }
 }
 

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::columns::Columns;
 use super::error::is_id_conflict;
-use super::{Appended, CommitSink, ENSURE_TOPIC, Event, EventLog, LogError, Record, group_reply};
+use super::{Appended, CommitSink, Event, EventLog, LogError, Record, TopicPolicy, group_reply};
 use crate::group::{Flush, reply_channel};
 
 /// Most events written in one transaction (more wait for the next one).
@@ -48,6 +48,7 @@ impl AppendJob {
 pub struct Writer {
     pub pool: PgPool,
     pub sink: Arc<dyn CommitSink>,
+    pub policy: TopicPolicy,
 }
 
 impl EventLog {
@@ -176,7 +177,7 @@ impl Writer {
     ) -> Result<Vec<Result<Vec<Appended>, LogError>>, LogError> {
         let err = |ctx| move |e| LogError::from_sqlx(ctx, e);
         let mut tx = self.pool.begin().await.map_err(err("starting an append"))?;
-        let (head, now) = lock_topic(&mut tx, topic).await?;
+        let (head, now) = lock_topic(&mut tx, topic, &self.policy).await?;
         let stored = find_ids(&mut tx, batches).await?;
         let mut plan = Plan::new(topic, head, now, stored);
         let outcomes: Vec<_> = batches.iter().map(|batch| plan.add(batch)).collect();
@@ -209,21 +210,19 @@ fn is_conflict(err: &LogError) -> bool {
     matches!(err, LogError::Database { source, .. } if is_id_conflict(source))
 }
 
-/// Locks the topic row (creating it if needed) and returns its head and the lock time.
+/// Locks the topic row (creating it if `policy` allows) and returns its head and the
+/// lock time.
 async fn lock_topic(
     tx: &mut Transaction<'static, Postgres>,
     topic: &str,
+    policy: &TopicPolicy,
 ) -> Result<(i64, DateTime<Utc>), LogError> {
     let err = |e| LogError::from_sqlx("locking the topic", e);
     let lock = || sqlx::query_as::<_, (i64, DateTime<Utc>)>(LOCK_TOPIC).bind(topic);
     if let Some(row) = lock().fetch_optional(&mut **tx).await.map_err(err)? {
         return Ok(row);
     }
-    sqlx::query(ENSURE_TOPIC)
-        .bind(topic)
-        .execute(&mut **tx)
-        .await
-        .map_err(err)?;
+    policy.create(&mut **tx, topic).await?;
     lock().fetch_one(&mut **tx).await.map_err(err)
 }
 

@@ -11,7 +11,7 @@ use sqlx::query::QueryAs;
 use uuid::Uuid;
 
 use super::settings::{self, ConsumerSettings, DeliveryMode, SettingsRow};
-use super::{ENSURE_TOPIC, EventLog, LogError};
+use super::{EventLog, LogError};
 
 /// A consumer's position: `committed` (last acknowledged offset, 0 for none) and the
 /// seek epoch, which changes whenever Seek moves the position anywhere.
@@ -222,14 +222,10 @@ fn failed(context: &'static str) -> impl FnOnce(sqlx::Error) -> LogError {
 }
 
 impl EventLog {
-    /// Creates the topic if needed (subscribers may start before the first publish).
+    /// Creates the topic if needed and the policy allows (subscribers may start
+    /// before the first publish); `TopicNotFound` when it does not.
     pub async fn ensure_topic(&self, topic: &str) -> Result<(), LogError> {
-        sqlx::query(ENSURE_TOPIC)
-            .bind(topic)
-            .execute(&self.pool)
-            .await
-            .map_err(failed("creating a topic"))?;
-        Ok(())
+        self.policy.create(&self.pool, topic).await
     }
 
     /// The consumer's position, if it exists.

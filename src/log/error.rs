@@ -11,6 +11,23 @@ pub enum LogError {
         /// The topic asked for.
         topic: String,
     },
+    /// CreateTopic of a topic that exists.
+    #[error("topic '{topic}' already exists")]
+    TopicExists {
+        /// The topic asked for.
+        topic: String,
+    },
+    /// DeleteTopic without force while durable consumers have subscribers attached.
+    #[error(
+        "topic '{topic}' has {consumers} consumer(s) with subscribers attached; \
+         stop them or delete with force"
+    )]
+    TopicInUse {
+        /// The topic asked for.
+        topic: String,
+        /// How many consumers are attached.
+        consumers: i64,
+    },
     /// An event id is already stored in another topic (ids are unique across topics).
     #[error("event id {id} is already stored in topic '{other_topic}'")]
     IdInOtherTopic {

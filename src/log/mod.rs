@@ -21,6 +21,7 @@ mod read;
 mod renewals;
 mod rewinds;
 mod settings;
+mod topics;
 mod types;
 
 pub use attempts::Attempts;
@@ -32,6 +33,7 @@ pub use notify::{CHANNELS, Notice, parse as parse_notice};
 pub use read::{Page, PageRequest};
 pub use rewinds::{ExclusiveNack, HeldBy, Redelivering};
 pub use settings::{ConsumerSettings, DeliveryMode, SettingsPatch, Updated};
+pub use topics::{TopicConfig, TopicPatch, TopicPolicy, TopicRemoved};
 pub use types::{Appended, Event, Payload, Record, TopicInfo};
 
 use std::sync::Arc;
@@ -42,13 +44,18 @@ use self::append::{AppendJob, MAX_GROUP_EVENTS, Writer};
 use crate::group::{Grouper, Reply};
 use crate::tasks::Tasks;
 
-/// Creates a topic unless it exists.
+/// Creates a topic unless it exists (dead-letter topics; others go through
+/// [`TopicPolicy`]).
 const ENSURE_TOPIC: &str = "INSERT INTO topics (name) VALUES ($1) ON CONFLICT DO NOTHING";
 
 /// Where the log announces its commits, in commit order per topic.
 pub trait CommitSink: Send + Sync {
     /// `records` of `topic` (consecutive offsets, `time` filled in) just committed.
     fn committed(&self, topic: &str, records: Vec<Record>);
+
+    /// `topic` (whose head was `head`) was deleted with its events: nothing of it may
+    /// be served any more.
+    fn deleted(&self, _topic: &str, _head: i64) {}
 }
 
 /// Nobody listens (tools and tests that use the log alone).
@@ -66,6 +73,8 @@ async fn group_reply<T>(outcome: Reply<Result<T, Arc<LogError>>>) -> Result<T, L
 #[derive(Clone)]
 pub struct EventLog {
     pool: PgPool,
+    sink: Arc<dyn CommitSink>,
+    policy: TopicPolicy,
     appends: Arc<Grouper<String, AppendJob>>,
     renewals: Arc<Grouper<(), renewals::RenewJob>>,
 }
@@ -74,9 +83,20 @@ impl EventLog {
     /// Wraps a pool whose database has the migrations applied; commits are announced
     /// to `sink`, and group-commit flushes run on `tasks`.
     pub fn new(pool: PgPool, sink: Arc<dyn CommitSink>, tasks: &Tasks) -> Self {
+        Self::with_policy(pool, sink, tasks, TopicPolicy::default())
+    }
+
+    /// [`EventLog::new`], creating unknown topics (or not) as `policy` says.
+    pub fn with_policy(
+        pool: PgPool,
+        sink: Arc<dyn CommitSink>,
+        tasks: &Tasks,
+        policy: TopicPolicy,
+    ) -> Self {
         let writer = Writer {
             pool: pool.clone(),
-            sink,
+            sink: Arc::clone(&sink),
+            policy,
         };
         let flush = move |topic, jobs| writer.clone().flush(topic, jobs);
         let appends = Grouper::new(flush, AppendJob::weight, MAX_GROUP_EVENTS, tasks.tracker());
@@ -89,6 +109,8 @@ impl EventLog {
         );
         Self {
             pool,
+            sink,
+            policy,
             appends,
             renewals,
         }

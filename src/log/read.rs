@@ -5,7 +5,7 @@ use sqlx::PgExecutor;
 use tokio_stream::StreamExt;
 use uuid::Uuid;
 
-use super::{Event, EventLog, LogError, Payload, Record, TopicInfo};
+use super::{Event, EventLog, LogError, Payload, Record};
 
 /// Most bytes one Read page carries: gRPC clients refuse replies over 4 MiB by default.
 const READ_BUDGET_BYTES: usize = 3 * 1024 * 1024;
@@ -13,9 +13,6 @@ const READ_BUDGET_BYTES: usize = 3 * 1024 * 1024;
 const HEAD: &str = "SELECT head FROM topics WHERE name = $1";
 const HEADS_OF: &str = "SELECT name, head FROM topics WHERE name = ANY($1::text[])";
 /// Topics by name after `$1` (all when NULL), at most `$2`.
-const LIST_TOPICS: &str = "SELECT name, head, created_at FROM topics \
-     WHERE $1::text IS NULL OR name > $1 ORDER BY name LIMIT $2";
-
 /// Offsets from `$2` through `$3` (a head read before), optionally filtered by type.
 const PAGE: &str = r#"
 SELECT topic, "offset", appended_at, id, type, source, subject, time, correlation_id,
@@ -149,29 +146,6 @@ impl EventLog {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| LogError::from_sqlx("reading topic heads", e))
-    }
-
-    /// Up to `limit` topics by name, after `after` (from the first when `None`).
-    pub async fn list_topics(
-        &self,
-        after: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<TopicInfo>, LogError> {
-        let rows: Vec<(String, i64, DateTime<Utc>)> = sqlx::query_as(LIST_TOPICS)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| LogError::from_sqlx("listing topics", e))?;
-        Ok(rows
-            .into_iter()
-            .map(|(name, head, created_at)| TopicInfo {
-                name,
-                head,
-                event_count: head,
-                created_at,
-            })
-            .collect())
     }
 }
 

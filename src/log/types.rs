@@ -122,10 +122,14 @@ pub struct TopicInfo {
     pub name: String,
     /// The last offset appended (0 for none).
     pub head: i64,
-    /// How many events the topic holds: equal to `head` while the log is append-only.
+    /// The oldest offset still stored (`head + 1` when retention removed every event).
+    pub first_offset: i64,
+    /// How many events the topic holds: `head - first_offset + 1`.
     pub event_count: i64,
-    /// When the first publish created it.
+    /// When it was created (by CreateTopic or the first publish).
     pub created_at: DateTime<Utc>,
+    /// Its retention and limits.
+    pub config: super::TopicConfig,
 }
 
 impl Record {

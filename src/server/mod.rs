@@ -118,7 +118,8 @@ impl Server {
         let (reporter, health) = tonic_health::server::health_reporter();
         tasks.spawn(probe_health(self.pool.clone(), reporter, tasks.token()));
         let tail = Tail::new();
-        let log = EventLog::new(self.pool.clone(), tail.clone(), &tasks);
+        let policy = self.config.topics.policy();
+        let log = EventLog::with_policy(self.pool.clone(), tail.clone(), &tasks, policy);
         let engine = Arc::new(Engine::start(
             log.clone(),
             tail,

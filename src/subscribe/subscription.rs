@@ -69,7 +69,12 @@ impl<M: Mode> Subscription<M> {
             tokio::select! {
                 _ = s.token.cancelled() => return Err(SubscribeError::ShuttingDown),
                 _ = s.tx.closed() => return Ok(()),
-                _ = s.head.changed() => {}
+                _ = s.head.changed() => {
+                    if s.head.is_deleted() {
+                        let topic = s.topic.clone();
+                        return Err(crate::log::LogError::TopicNotFound { topic }.into());
+                    }
+                }
                 _ = self.mode.changed() => {}
                 _ = keep.tick() => self.mode.keep_alive(&self.stream).await?,
                 _ = beat.tick() => s.tell(self.mode.heartbeat(s.head.get())),

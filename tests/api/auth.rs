@@ -228,3 +228,44 @@ async fn health_needs_no_token() {
 
     assert!(reply.is_ok(), "{reply:?}");
 }
+
+/// Creating, changing and deleting topics needs admin; a reader of the topic may get it.
+#[tokio::test]
+async fn topic_administration_needs_admin_and_reading_a_topic_needs_access_to_it() {
+    use pulsebus::proto::pulsebus::v1::{CreateTopicRequest, DeleteTopicRequest, GetTopicRequest};
+    let (server, _dir) = secured().await;
+    let mut client = server.client().await;
+    let create = || CreateTopicRequest {
+        name: "lessons.math".into(),
+        config: None,
+    };
+
+    let denied = client
+        .create_topic(with_token(create(), Some("pub-token")))
+        .await;
+    assert_eq!(denied.unwrap_err().code(), Code::PermissionDenied);
+    client
+        .create_topic(with_token(create(), Some("admin-token")))
+        .await
+        .unwrap();
+    let get = GetTopicRequest {
+        name: "lessons.math".into(),
+    };
+    let info = client.get_topic(with_token(get, Some("read-token"))).await;
+    assert_eq!(info.unwrap().into_inner().name, "lessons.math");
+    let other = GetTopicRequest {
+        name: "payments".into(),
+    };
+    let hidden = client
+        .get_topic(with_token(other, Some("read-token")))
+        .await;
+    assert_eq!(hidden.unwrap_err().code(), Code::PermissionDenied);
+    let delete = DeleteTopicRequest {
+        name: "lessons.math".into(),
+        force: false,
+    };
+    let denied = client
+        .delete_topic(with_token(delete, Some("read-token")))
+        .await;
+    assert_eq!(denied.unwrap_err().code(), Code::PermissionDenied);
+}

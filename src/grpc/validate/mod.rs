@@ -11,6 +11,7 @@ mod read;
 mod subscribe;
 #[cfg(test)]
 mod tests;
+mod topics;
 mod work_queue;
 
 pub use publish::publish;
@@ -18,7 +19,10 @@ pub use read::{DEFAULT_READ_LIMIT, MAX_READ_LIMIT, ReadParams, read};
 pub use subscribe::{
     Acked, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT, ack, delete_consumer, seek, subscribe,
 };
+pub use topics::{create_topic, delete_topic, topic_name, update_topic};
 pub use work_queue::{MAX_OFFSETS, NackParams, extend, nack, update_consumer};
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use prost::Message;
@@ -142,4 +146,32 @@ pub fn types(field: &str, types: &[String]) -> Result<(), ApiError> {
         short(&format!("{field}[{i}]"), t)?;
     }
     Ok(())
+}
+
+/// A protobuf duration within `min..=max`, or `default` when unset.
+pub(super) fn duration(
+    field: &str,
+    value: Option<prost_types::Duration>,
+    (min, max): (Duration, Duration),
+    default: Duration,
+) -> Result<Duration, ApiError> {
+    let Some(d) = value else { return Ok(default) };
+    let out_of_range = || {
+        ApiError::invalid(
+            field,
+            format!(
+                "must be between {} and {}",
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ),
+        )
+    };
+    if d.seconds < 0 || d.nanos < 0 || d.nanos >= 1_000_000_000 {
+        return Err(out_of_range());
+    }
+    let d = Duration::new(d.seconds as u64, d.nanos as u32);
+    if d < min || d > max {
+        return Err(out_of_range());
+    }
+    Ok(d)
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{required_consumer, topic};
+use super::{duration, required_consumer, topic};
 use crate::error::ApiError;
 use crate::log::{ConsumerSettings, DeliveryMode, SettingsPatch};
 use crate::proto::pulsebus::v1 as pb;
@@ -44,34 +44,6 @@ fn mode(field: &str, value: i32) -> Result<Option<DeliveryMode>, ApiError> {
             format!("{value} is not a delivery mode (EXCLUSIVE, SHARED or KEY_SHARED)"),
         )),
     }
-}
-
-/// A protobuf duration within `min..=max`, or `default` when unset.
-fn duration(
-    field: &str,
-    value: Option<prost_types::Duration>,
-    (min, max): (Duration, Duration),
-    default: Duration,
-) -> Result<Duration, ApiError> {
-    let Some(d) = value else { return Ok(default) };
-    let out_of_range = || {
-        ApiError::invalid(
-            field,
-            format!(
-                "must be between {} and {}",
-                humantime::format_duration(min),
-                humantime::format_duration(max)
-            ),
-        )
-    };
-    if d.seconds < 0 || d.nanos < 0 || d.nanos >= 1_000_000_000 {
-        return Err(out_of_range());
-    }
-    let d = Duration::new(d.seconds as u64, d.nanos as u32);
-    if d < min || d > max {
-        return Err(out_of_range());
-    }
-    Ok(d)
 }
 
 /// The settings a ConsumerConfig asks for (defaults where unset), and whether it named

@@ -12,6 +12,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
+/// The head a watch shows once its topic was deleted: streams of it end.
+pub const DELETED: i64 = -1;
+
 type Map = Arc<Mutex<HashMap<String, watch::Sender<i64>>>>;
 
 /// One watch per topic that a live subscription watches.
@@ -32,6 +35,11 @@ impl HeadWatch {
     /// The known head.
     pub fn get(&self) -> i64 {
         *self.rx.borrow()
+    }
+
+    /// Whether the topic was deleted while watched.
+    pub fn is_deleted(&self) -> bool {
+        self.get() == DELETED
     }
 
     /// The known head, marking it seen.
@@ -76,6 +84,14 @@ impl Heads {
                 }
                 moved
             });
+        }
+    }
+
+    /// Tells `topic`'s watchers that it was deleted ([`DELETED`]); a topic of the same
+    /// name created later starts again from head 0 upwards.
+    pub fn deleted(&self, topic: &str) {
+        if let Some(tx) = self.lock().get(topic) {
+            tx.send_replace(DELETED);
         }
     }
 

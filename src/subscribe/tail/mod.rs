@@ -10,7 +10,7 @@ mod refresh;
 mod shared;
 mod window;
 
-pub use heads::{HeadWatch, Heads};
+pub use heads::{DELETED, HeadWatch, Heads};
 pub use shared::SharedRecord;
 pub use window::{
     DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_RECORDS, DEFAULT_WINDOW_TOTAL_BYTES, Page, Window,
@@ -68,6 +68,23 @@ impl Tail {
         })
     }
 
+    /// PostgreSQL deleted `topic`'s events up to `through` (the topic itself with
+    /// `topic_gone`): memory forgets them (see [`Window::remove_through`]).
+    pub fn removed(&self, topic: &str, through: i64, topic_gone: bool) {
+        self.window.remove_through(topic, through, topic_gone);
+        if topic_gone {
+            self.heads.deleted(topic);
+        }
+    }
+
+    /// Notifications may have been lost (the listener reconnected): forgets every
+    /// record in memory, since a removal may have gone unannounced, and re-reads the
+    /// heads.
+    pub fn resync(&self) {
+        self.window.clear();
+        self.refresh_now();
+    }
+
     /// Re-reads every watched head now (after notifications may have been lost).
     pub fn refresh_now(&self) {
         self.refresh.notify_one();
@@ -87,5 +104,9 @@ impl CommitSink for Tail {
         };
         self.window.push(topic, records);
         self.heads.advance(topic, head);
+    }
+
+    fn deleted(&self, topic: &str, head: i64) {
+        self.removed(topic, head, true);
     }
 }
