@@ -119,6 +119,7 @@ impl Server {
         tasks.spawn(probe_health(self.pool.clone(), reporter, tasks.token()));
         let tail = Tail::new();
         let log = EventLog::new(self.pool.clone(), tail.clone(), &tasks);
+        crate::retention::spawn(self.pool.clone(), self.config.retention, &tasks);
         let engine = Arc::new(Engine::start(
             log.clone(),
             tail,
