@@ -6,7 +6,10 @@
 //! - consumer: an ack or a seek moved a consumer, `[topic, consumer, committed, epoch]`;
 //! - release: a subscriber let go of a consumer's lease (or, shared, records became
 //!   due again), `[topic, consumer]`;
-//! - settle: records of a shared consumer were acked, `[topic, consumer]`.
+//! - settle: records of a shared consumer were acked, `[topic, consumer]`;
+//! - removed: events were deleted (retention, DeleteTopic, or SQL by hand), rung by the
+//!   triggers of `migrations/0008_removed_events.sql`, `[topic, highest removed offset,
+//!   topic row gone]`.
 
 use super::Position;
 
@@ -29,6 +32,12 @@ macro_rules! release_channel {
 macro_rules! settle_channel {
     () => {
         "pulsebus_settle"
+    };
+}
+
+macro_rules! removed_channel {
+    () => {
+        "pulsebus_removed"
     };
 }
 
@@ -97,11 +106,12 @@ macro_rules! notify_settle {
 }
 
 /// Every channel a listener subscribes to.
-pub const CHANNELS: [&str; 4] = [
+pub const CHANNELS: [&str; 5] = [
     head_channel!(),
     consumer_channel!(),
     release_channel!(),
     settle_channel!(),
+    removed_channel!(),
 ];
 
 /// What a notification says.
@@ -137,6 +147,15 @@ pub enum Notice {
         /// The consumer.
         consumer: String,
     },
+    /// Events of a topic were deleted.
+    Removed {
+        /// The topic.
+        topic: String,
+        /// The highest offset removed (the whole topic's head when `topic_gone`).
+        through: i64,
+        /// The topic row itself was deleted: its name may start again at offset 1.
+        topic_gone: bool,
+    },
 }
 
 /// Parses a notification; `None` for a channel or payload this version does not know.
@@ -162,6 +181,14 @@ pub fn parse(channel: &str, payload: &str) -> Option<Notice> {
         settle_channel!() => {
             let (topic, consumer) = serde_json::from_str(payload).ok()?;
             Some(Notice::Settled { topic, consumer })
+        }
+        removed_channel!() => {
+            let (topic, through, topic_gone) = serde_json::from_str(payload).ok()?;
+            Some(Notice::Removed {
+                topic,
+                through,
+                topic_gone,
+            })
         }
         _ => None,
     }
@@ -191,6 +218,14 @@ mod tests {
                 topic: "t".into(),
                 consumer: "c:1".into(),
                 position
+            })
+        );
+        assert_eq!(
+            parse("pulsebus_removed", r#"["t", 9, true]"#),
+            Some(Notice::Removed {
+                topic: "t".into(),
+                through: 9,
+                topic_gone: true
             })
         );
         assert!(parse("pulsebus_release", r#"["t"]"#).is_none());

@@ -2,6 +2,8 @@
 //! from every replica into in-process wake-ups. A notification is only a hint: after a
 //! reconnect every watched head is re-read, and the tail's refresher re-reads them every
 //! heartbeat interval anyway, so a lost notification costs latency, never an event.
+//! Removal notices are the exception that cannot be re-read: after a reconnect the tail
+//! window is cleared instead, so a removal nobody heard of is not served from memory.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,7 +62,7 @@ async fn serve(
     signals: &Signals,
     token: &CancellationToken,
 ) {
-    tail.refresh_now();
+    tail.resync();
     loop {
         let next = tokio::select! {
             _ = token.cancelled() => return,
@@ -70,7 +72,7 @@ async fn serve(
             Ok(Some(n)) => dispatch(&n, tail, signals),
             // The connection dropped and was re-established: notifications sent in
             // between are lost, so re-read what they would have told us.
-            Ok(None) => tail.refresh_now(),
+            Ok(None) => tail.resync(),
             Err(e) => {
                 tracing::warn!(error = %e, "notification listener failed; reconnecting");
                 return;
@@ -89,6 +91,11 @@ fn dispatch(n: &PgNotification, tail: &Tail, signals: &Signals) {
         }) => signals.moved(&topic, &consumer, position),
         Some(Notice::Released { topic, consumer }) => signals.released(&topic, &consumer),
         Some(Notice::Settled { topic, consumer }) => signals.settled(&topic, &consumer),
+        Some(Notice::Removed {
+            topic,
+            through,
+            topic_gone,
+        }) => tail.removed(&topic, through, topic_gone),
         None => tracing::warn!(
             channel = n.channel(),
             payload = n.payload(),

@@ -31,6 +31,7 @@ mod subscribe_concurrency;
 mod subscribe_tail;
 mod takeover;
 mod tls;
+mod topics_admin;
 mod trace_context;
 mod validation;
 mod validation_props;

@@ -79,6 +79,14 @@ impl Heads {
         }
     }
 
+    /// Forgets what is known of `topic`'s head: the topic was deleted, and one created
+    /// again with its name starts at 0 (the one place a known head moves back).
+    pub fn forget(&self, topic: &str) {
+        if let Some(tx) = self.lock().get(topic) {
+            tx.send_replace(0);
+        }
+    }
+
     /// A watch that changes whenever `topic`'s known head moves; the entry lives
     /// while someone watches.
     pub fn watch(&self, topic: &str) -> HeadWatch {

@@ -68,6 +68,23 @@ impl Tail {
         })
     }
 
+    /// PostgreSQL deleted `topic`'s events up to `through` (the topic itself with
+    /// `topic_gone`): memory forgets them (see [`Window::remove_through`]).
+    pub fn removed(&self, topic: &str, through: i64, topic_gone: bool) {
+        self.window.remove_through(topic, through, topic_gone);
+        if topic_gone {
+            self.heads.forget(topic);
+        }
+    }
+
+    /// Notifications may have been lost (the listener reconnected): forgets every
+    /// record in memory, since a removal may have gone unannounced, and re-reads the
+    /// heads.
+    pub fn resync(&self) {
+        self.window.clear();
+        self.refresh_now();
+    }
+
     /// Re-reads every watched head now (after notifications may have been lost).
     pub fn refresh_now(&self) {
         self.refresh.notify_one();

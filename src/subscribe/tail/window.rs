@@ -3,6 +3,9 @@
 //! process's commits enter it, in offset order; a commit from another replica leaves
 //! a gap, which resets the topic's window. Anything not in it is read from PostgreSQL.
 //!
+//! Deleted events leave it too ([`Window::remove_through`], on every replica, from the
+//! `pulsebus_removed` NOTIFY): see that method for why nothing removed is served after.
+//!
 //! Bounded twice: per topic (records and bytes), and in total across topics, so the
 //! number of topics does not multiply the memory. Over the total, the records
 //! committed longest ago go first, whichever topic holds them.
@@ -21,6 +24,10 @@ pub const DEFAULT_WINDOW_BYTES: usize = 16 * 1024 * 1024;
 /// Default bound on all topics' windows together, in (approximate) bytes, counted the
 /// same way.
 pub const DEFAULT_WINDOW_TOTAL_BYTES: usize = 64 * 1024 * 1024;
+/// Most topics whose removal floor is remembered (see [`Window::remove_through`]); past
+/// it the floors are all forgotten at once, which only reopens the microseconds-wide
+/// race they close, never serves a record removed before.
+const MAX_FLOORS: usize = 4096;
 
 /// A page of records and how far it looked.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -65,6 +72,9 @@ struct Windows {
     /// (topic, offset) of every record pushed, oldest first; entries whose record
     /// already left (trimmed per topic, or reset) are skipped and compacted away.
     arrivals: VecDeque<(Arc<str>, i64)>,
+    /// Per topic, the highest offset announced as removed: a push at or below it is a
+    /// record committed before the delete whose announcement came late, and is dropped.
+    floors: HashMap<Arc<str>, i64>,
     records: usize,
     bytes: usize,
 }
@@ -137,6 +147,32 @@ impl Windows {
         }
     }
 
+    /// Drops the topic's records at or below `through` (all of them with `whole`).
+    fn remove_through(&mut self, topic: &str, through: i64, whole: bool) {
+        if let Some(w) = self.topics.get_mut(topic) {
+            while w.front_offset().is_some_and(|o| whole || o <= through) {
+                self.bytes -= w.pop();
+                self.records -= 1;
+            }
+            if w.records.is_empty() {
+                self.topics.remove(topic);
+            }
+        }
+        if self.floors.len() >= MAX_FLOORS {
+            self.floors.clear();
+        }
+        let floor = self.floors.entry(Arc::from(topic)).or_insert(through);
+        *floor = (*floor).max(through);
+    }
+
+    /// `records` without those at or below the topic's removal floor.
+    fn above_floor(&self, topic: &str, mut records: Vec<Record>) -> Vec<Record> {
+        if let Some(&floor) = self.floors.get(topic) {
+            records.retain(|r| r.offset > floor);
+        }
+        records
+    }
+
     /// Keeps `arrivals` within a constant factor of the records it tracks.
     fn compact(&mut self) {
         if self.arrivals.len() > 2 * self.records + 1024 {
@@ -169,10 +205,11 @@ impl Window {
 
     /// Adds just-committed records (consecutive offsets, in order).
     pub fn push(&self, topic: &str, records: Vec<Record>) {
+        let mut inner = self.lock();
+        let records = inner.above_floor(topic, records);
         let Some(first) = records.first().map(|r| r.offset) else {
             return;
         };
-        let mut inner = self.lock();
         let name = inner.reset_unless_follows(topic, first);
         inner.append(&name, records);
         inner.trim_topic(&name, self.max_records, self.max_bytes);
@@ -180,6 +217,38 @@ impl Window {
             inner.evict_oldest();
         }
         inner.compact();
+    }
+
+    /// Forgets `topic`'s records at or below `through` (every record of it when
+    /// `topic_gone`: the name may start again at 1), because PostgreSQL deleted them.
+    ///
+    /// Why nothing removed is served afterwards, whatever runs concurrently:
+    /// - A page being assembled ([`Window::read`]) takes the same lock, so it either
+    ///   ran wholly before this call (it holds records that were still announced as
+    ///   stored, exactly like a PostgreSQL read whose snapshot predates the DELETE: the
+    ///   subscriber gets what existed when its read began) or wholly after (it sees
+    ///   none of them). No page mixes the two, and a page is never re-read from here.
+    /// - A push of records committed before the delete but announced to this process
+    ///   after it (the commit sink runs after COMMIT, the NOTIFY may be handled first)
+    ///   would put a removed record back: the floor remembered here drops it.
+    /// - Records committed after the delete are above `through`, except in a topic
+    ///   created again after `topic_gone`; its first records (up to the old head) are
+    ///   then read from PostgreSQL instead of memory: slower, never wrong.
+    ///
+    /// The remaining window is the NOTIFY's latency (a delete on another replica, or
+    /// in psql, is seen here milliseconds after its COMMIT), and a listener that lost
+    /// its connection clears the whole window ([`Window::clear`]), since notifications
+    /// sent meanwhile are lost.
+    pub fn remove_through(&self, topic: &str, through: i64, topic_gone: bool) {
+        self.lock().remove_through(topic, through, topic_gone);
+    }
+
+    /// Forgets every record (notifications of removals may have been lost).
+    pub fn clear(&self) {
+        let mut inner = self.lock();
+        inner.topics.clear();
+        inner.arrivals.clear();
+        (inner.records, inner.bytes) = (0, 0);
     }
 
     /// The page `req` asks for, if the window holds its first offset.
@@ -306,6 +375,35 @@ mod tests {
         drop(inner);
         assert_eq!(offsets(&window, "idle"), [1]);
         assert_eq!(offsets(&window, "busy"), [19_997, 19_998, 19_999, 20_000]);
+    }
+
+    /// Removed records leave the window, and a late push of one (committed before the
+    /// delete, announced after) does not bring it back.
+    #[test]
+    fn removed_records_are_not_served_even_when_pushed_late() {
+        let window = Window::new(100, usize::MAX, usize::MAX);
+        window.push("a", (1..=4).map(|o| record("a", o)).collect());
+        window.remove_through("a", 2, false);
+        assert_eq!(offsets(&window, "a"), [3, 4]);
+        window.remove_through("a", 6, false);
+        assert_eq!(offsets(&window, "a"), Vec::<i64>::new());
+        window.push("a", vec![record("a", 5), record("a", 6), record("a", 7)]);
+        assert_eq!(offsets(&window, "a"), [7]);
+        let inner = window.lock();
+        assert_eq!((inner.records, inner.bytes), (1, size()));
+    }
+
+    /// A deleted topic's records all go, whatever offset the notice names.
+    #[test]
+    fn a_deleted_topic_is_forgotten() {
+        let window = Window::new(100, usize::MAX, usize::MAX);
+        window.push("a", vec![record("a", 1), record("a", 2)]);
+        window.push("b", vec![record("b", 1)]);
+        window.remove_through("a", 1, true);
+        assert!(!window.lock().topics.contains_key("a"));
+        assert_eq!(offsets(&window, "b"), [1]);
+        window.clear();
+        assert_eq!(offsets(&window, "b"), Vec::<i64>::new());
     }
 
     /// A gap (another replica committed in between) resets the topic's window and
