@@ -24,6 +24,9 @@ mod defaults {
     pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 1_000;
     pub const SHUTDOWN_TIMEOUT: &str = "10s";
     pub const MAX_UNSETTLED: i64 = 10_000;
+    pub const RETENTION_INTERVAL: &str = "30s";
+    pub const RETENTION_CONSUMER_HOLD: &str = "7days";
+    pub const RETENTION_BATCH_EVENTS: i64 = 10_000;
     /// Records read per catch-up page (not a flag).
     pub const PAGE_SIZE: usize = 500;
     /// Bytes (about) read per catch-up page (not a flag).
@@ -61,6 +64,9 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub topics: TopicDefaults,
+
+    #[command(flatten)]
+    pub retention: RetentionConfig,
 
     /// TOML file of bearer tokens (as SHA-256 hashes) and their per-topic permissions.
     /// When set, every EventBus call needs `authorization: Bearer <token>`; health and
@@ -148,6 +154,36 @@ impl TopicDefaults {
                 retention_events: self.default_retention_events,
                 max_event_bytes: None,
             },
+        }
+    }
+}
+
+/// The retention sweeper, which removes the events each topic's config no longer keeps.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct RetentionConfig {
+    /// How often a sweep runs (one replica at a time sweeps; 0 turns sweeping off on
+    /// this server).
+    #[arg(long, env = "PULSEBUS_RETENTION_INTERVAL", default_value = defaults::RETENTION_INTERVAL, value_parser = humantime::parse_duration)]
+    pub retention_interval: Duration,
+
+    /// Retention waits for a topic's durable consumers to commit past an event, but
+    /// only until the event is this old; then it goes anyway and a consumer still
+    /// behind it skips to the first retained offset (0: never wait).
+    #[arg(long, env = "PULSEBUS_RETENTION_CONSUMER_HOLD", default_value = defaults::RETENTION_CONSUMER_HOLD, value_parser = humantime::parse_duration)]
+    pub retention_consumer_hold: Duration,
+
+    /// Most events one retention transaction removes: small enough that an append
+    /// never waits long behind it.
+    #[arg(long, env = "PULSEBUS_RETENTION_BATCH_EVENTS", default_value_t = defaults::RETENTION_BATCH_EVENTS, value_parser = clap::value_parser!(i64).range(1..))]
+    pub retention_batch_events: i64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            retention_interval: duration(defaults::RETENTION_INTERVAL),
+            retention_consumer_hold: duration(defaults::RETENTION_CONSUMER_HOLD),
+            retention_batch_events: defaults::RETENTION_BATCH_EVENTS,
         }
     }
 }
@@ -279,6 +315,7 @@ impl ServeConfig {
             connections: ConnectionConfig::default(),
             tls: TlsConfig::default(),
             topics: TopicDefaults::default(),
+            retention: RetentionConfig::default(),
             auth_file: None,
             shutdown_timeout: duration(defaults::SHUTDOWN_TIMEOUT),
         }
@@ -325,6 +362,25 @@ mod tests {
         assert_eq!(parsed.heartbeat_interval, default.heartbeat_interval);
         assert_eq!(parsed.consumer_lease, default.consumer_lease);
         assert_eq!(parsed.page_size, default.page_size);
+
+        #[derive(clap::Parser)]
+        struct RetentionFlags {
+            #[command(flatten)]
+            retention: RetentionConfig,
+        }
+        let parsed = RetentionFlags::try_parse_from(["pulsebus"])
+            .unwrap()
+            .retention;
+        let default = RetentionConfig::default();
+        assert_eq!(parsed.retention_interval, default.retention_interval);
+        assert_eq!(
+            parsed.retention_consumer_hold,
+            default.retention_consumer_hold
+        );
+        assert_eq!(
+            parsed.retention_batch_events,
+            default.retention_batch_events
+        );
     }
 
     #[test]

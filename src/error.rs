@@ -258,6 +258,18 @@ fn log_status(err: &LogError, message: String) -> Mapped {
                 info("SUBSCRIBERS_ATTACHED", meta),
             )
         }
+        LogError::OutOfRange {
+            topic,
+            offset,
+            first_offset,
+        } => {
+            let meta = [
+                ("topic", topic.clone()),
+                ("offset", offset.to_string()),
+                ("first_offset", first_offset.to_string()),
+            ];
+            (Code::OutOfRange, message, info("OFFSET_OUT_OF_RANGE", meta))
+        }
         LogError::IdInOtherTopic { id, other_topic } => {
             let meta = [("id", id.to_string()), ("topic", other_topic.clone())];
             (
@@ -455,6 +467,23 @@ mod tests {
         assert_eq!(retry.retry_delay, Some(RETRY_AFTER));
         let lost = Status::from(ApiError::from(LogError::FlushLost(crate::group::FlushLost)));
         assert_eq!(lost.code(), Code::Internal);
+    }
+
+    /// A read below the first retained offset names that offset, for a client to
+    /// resume there.
+    #[test]
+    fn offsets_removed_by_retention_are_out_of_range_naming_the_first_offset() {
+        let status = Status::from(ApiError::from(LogError::OutOfRange {
+            topic: "t".into(),
+            offset: 3,
+            first_offset: 11,
+        }));
+        assert_eq!(status.code(), Code::OutOfRange);
+        assert!(status.message().contains("first retained offset 11"));
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.reason, "OFFSET_OUT_OF_RANGE");
+        assert_eq!(info.metadata["first_offset"], "11");
+        assert_eq!(info.metadata["offset"], "3");
     }
 
     #[test]

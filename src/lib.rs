@@ -23,6 +23,9 @@
 //! - [`log`]: storage on PostgreSQL: appends with gapless offsets (group commit), reads,
 //!   topics, durable consumers and their leases, the NOTIFY doorbells; it announces
 //!   each commit to a [`log::CommitSink`].
+//! - [`retention`]: the background sweeper that removes what each topic's retention
+//!   config no longer keeps, one replica at a time (`sweeper.rs`); the batch itself is
+//!   `log/retention.rs`.
 //! - [`group`]: group commit: concurrent writes for one key share one transaction; a
 //!   panicking flush fails only its own callers.
 //! - [`tasks`]: the one cancellation tree every background task runs in.
@@ -42,6 +45,7 @@ pub mod group;
 pub mod grpc;
 pub mod log;
 pub mod proto;
+pub mod retention;
 pub mod server;
 pub mod subscribe;
 pub mod tasks;

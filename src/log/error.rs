@@ -28,6 +28,20 @@ pub enum LogError {
         /// How many consumers are attached.
         consumers: i64,
     },
+    /// The offset asked for was removed by retention (or never existed below the
+    /// topic's first offset): reading resumes at `first_offset`.
+    #[error(
+        "offset {offset} of topic '{topic}' is below its first retained offset {first_offset} \
+         (older events were removed by retention)"
+    )]
+    OutOfRange {
+        /// The topic.
+        topic: String,
+        /// The offset asked for.
+        offset: i64,
+        /// The topic's first retained offset.
+        first_offset: i64,
+    },
     /// An event id is already stored in another topic (ids are unique across topics).
     #[error("event id {id} is already stored in topic '{other_topic}'")]
     IdInOtherTopic {

@@ -19,6 +19,7 @@ mod error;
 mod individual_acks;
 mod read;
 mod renewals;
+pub mod retention;
 mod rewinds;
 mod settings;
 mod topics;

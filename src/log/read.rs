@@ -11,6 +11,7 @@ use super::{Event, EventLog, LogError, Payload, Record};
 const READ_BUDGET_BYTES: usize = 3 * 1024 * 1024;
 
 const HEAD: &str = "SELECT head FROM topics WHERE name = $1";
+const BOUNDS: &str = "SELECT first_offset, head FROM topics WHERE name = $1";
 const HEADS_OF: &str = "SELECT name, head FROM topics WHERE name = ANY($1::text[])";
 /// Topics by name after `$1` (all when NULL), at most `$2`.
 /// Offsets from `$2` through `$3` (a head read before), optionally filtered by type.
@@ -71,8 +72,24 @@ impl EventLog {
         head(&self.pool, topic).await
     }
 
+    /// The topic's first retained offset and head (`first_offset` is head + 1 when
+    /// retention removed everything), or `TopicNotFound`.
+    pub async fn bounds(&self, topic: &str) -> Result<(i64, i64), LogError> {
+        sqlx::query_as(BOUNDS)
+            .bind(topic)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| LogError::from_sqlx("reading a topic's offsets", e))?
+            .ok_or_else(|| LogError::TopicNotFound {
+                topic: topic.to_owned(),
+            })
+    }
+
     /// Reads up to `limit` records from `from` (inclusive) and returns them with the
-    /// head they were read under. Unknown topics are `TopicNotFound`.
+    /// head they were read under; `from` 0 is the first retained offset. Unknown
+    /// topics are `TopicNotFound`; `from` below the first retained offset is
+    /// `OutOfRange`, so a reader learns that records were removed rather than getting
+    /// later ones silently.
     pub async fn read(
         &self,
         topic: &str,
@@ -80,12 +97,15 @@ impl EventLog {
         limit: i64,
         types: &[String],
     ) -> Result<(Vec<Record>, i64), LogError> {
-        let head = self
-            .head(topic)
-            .await?
-            .ok_or_else(|| LogError::TopicNotFound {
+        let (first_offset, head) = self.bounds(topic).await?;
+        let from = if from == 0 { first_offset } else { from };
+        if from < first_offset {
+            return Err(LogError::OutOfRange {
                 topic: topic.to_owned(),
-            })?;
+                offset: from,
+                first_offset,
+            });
+        }
         let page = PageRequest {
             topic,
             from,

@@ -120,6 +120,7 @@ impl Server {
         let tail = Tail::new();
         let policy = self.config.topics.policy();
         let log = EventLog::with_policy(self.pool.clone(), tail.clone(), &tasks, policy);
+        crate::retention::spawn(self.pool.clone(), self.config.retention, &tasks);
         let engine = Arc::new(Engine::start(
             log.clone(),
             tail,

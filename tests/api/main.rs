@@ -24,6 +24,7 @@ mod payloads;
 mod publish;
 mod python_client;
 mod read;
+mod retention;
 mod services;
 mod stream_states;
 mod subscribe_concurrency;

@@ -9,7 +9,7 @@ use crate::proto::pulsebus::v1 as pb;
 pub struct ReadParams {
     /// The topic.
     pub topic: String,
-    /// First offset (inclusive), at least 1.
+    /// First offset (inclusive); 0: the first retained offset (the start).
     pub from: i64,
     /// Page size, 1 to [`MAX_READ_LIMIT`].
     pub limit: i64,
@@ -28,7 +28,7 @@ pub fn read(req: pb::ReadRequest) -> Result<ReadParams, ApiError> {
     if req.from_offset < 0 {
         return Err(ApiError::invalid(
             "from_offset",
-            "must not be negative (0 or 1 means the start)",
+            "must not be negative (0 means the start)",
         ));
     }
     types("types", &req.types)?;
@@ -38,7 +38,7 @@ pub fn read(req: pb::ReadRequest) -> Result<ReadParams, ApiError> {
     };
     Ok(ReadParams {
         topic: req.topic,
-        from: req.from_offset.max(1),
+        from: req.from_offset,
         limit,
         types: req.types,
     })

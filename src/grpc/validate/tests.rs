@@ -152,6 +152,6 @@ fn read_defaults_and_caps_the_page_size() {
     };
     assert_eq!(read(req(0, 0)).unwrap().limit, DEFAULT_READ_LIMIT);
     assert_eq!(read(req(5000, 0)).unwrap().limit, MAX_READ_LIMIT);
-    assert_eq!(read(req(7, 0)).unwrap().from, 1);
+    assert_eq!(read(req(7, 0)).unwrap().from, 0, "0 is the start");
     assert!(read(req(7, -1)).is_err());
 }
