@@ -40,6 +40,7 @@ use sqlx::PgPool;
 
 use self::append::{AppendJob, MAX_GROUP_EVENTS, Writer};
 use crate::group::{Grouper, Reply};
+use crate::metrics::Metrics;
 use crate::tasks::Tasks;
 
 /// Creates a topic unless it exists.
@@ -68,15 +69,27 @@ pub struct EventLog {
     pool: PgPool,
     appends: Arc<Grouper<String, AppendJob>>,
     renewals: Arc<Grouper<(), renewals::RenewJob>>,
+    metrics: Metrics,
 }
 
 impl EventLog {
     /// Wraps a pool whose database has the migrations applied; commits are announced
     /// to `sink`, and group-commit flushes run on `tasks`.
     pub fn new(pool: PgPool, sink: Arc<dyn CommitSink>, tasks: &Tasks) -> Self {
+        Self::with_metrics(pool, sink, tasks, &Metrics::new())
+    }
+
+    /// [`EventLog::new`], counting appends, redeliveries and dead letters in `metrics`.
+    pub fn with_metrics(
+        pool: PgPool,
+        sink: Arc<dyn CommitSink>,
+        tasks: &Tasks,
+        metrics: &Metrics,
+    ) -> Self {
         let writer = Writer {
             pool: pool.clone(),
             sink,
+            metrics: metrics.clone(),
         };
         let flush = move |topic, jobs| writer.clone().flush(topic, jobs);
         let appends = Grouper::new(flush, AppendJob::weight, MAX_GROUP_EVENTS, tasks.tracker());
@@ -91,6 +104,7 @@ impl EventLog {
             pool,
             appends,
             renewals,
+            metrics: metrics.clone(),
         }
     }
 
