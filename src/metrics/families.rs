@@ -6,98 +6,16 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use super::labels::{Bounded, MAX_LABELLED_CONSUMERS, MAX_LABELLED_TOPICS};
-
-/// A topic.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(super) struct TopicLabel {
-    pub topic: String,
-}
-
-/// A topic and a consumer ("" for ephemeral subscriptions).
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(super) struct ConsumerLabels {
-    pub topic: String,
-    pub consumer: String,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PublishLabels {
-    topic: String,
-    outcome: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RedeliveryLabels {
-    topic: String,
-    consumer: String,
-    reason: &'static str,
-}
-
-/// A gRPC method (`/package.Service/Method`) and the status code it ended with.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(super) struct CallLabels {
-    pub method: &'static str,
-    pub code: &'static str,
-}
-
-/// How a Publish request (or one of its events) ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Stored now.
-    Ok,
-    /// Already stored (a retry); every event of the request was, for the request.
-    Duplicate,
-    /// Refused for its content (INVALID_ARGUMENT and the like): nothing stored.
-    Invalid,
-    /// Refused for lack of permission: nothing stored.
-    Denied,
-    /// The server could not store it (database down, a bug).
-    Error,
-}
-
-impl Outcome {
-    fn label(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Duplicate => "duplicate",
-            Self::Invalid => "invalid",
-            Self::Denied => "denied",
-            Self::Error => "error",
-        }
-    }
-}
-
-/// Why a record goes out again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RedeliveryReason {
-    /// The subscriber nacked it.
-    Nack,
-    /// Its ack deadline passed.
-    Deadline,
-    /// The subscriber holding it left.
-    SubscriberGone,
-    /// An exclusive consumer went back to it (nack, seek back or a takeover).
-    Rewind,
-}
-
-impl RedeliveryReason {
-    fn label(self) -> &'static str {
-        match self {
-            Self::Nack => "nack",
-            Self::Deadline => "deadline",
-            Self::SubscriberGone => "subscriber_gone",
-            Self::Rewind => "rewind",
-        }
-    }
-}
+use super::labels::{
+    Bounded, CallLabels, ConsumerLabels, MAX_LABELLED_CONSUMERS, MAX_LABELLED_TOPICS, Outcome,
+    PublishLabels, RedeliveryLabels, RedeliveryReason, TopicLabel,
+};
 
 type GaugeF64 = Gauge<f64, AtomicU64>;
 

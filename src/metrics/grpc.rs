@@ -14,7 +14,8 @@ use pin_project_lite::pin_project;
 use tonic::Code;
 
 use super::Metrics;
-use super::families::{CallLabels, Families};
+use super::families::Families;
+use super::labels::CallLabels;
 use crate::proto::pulsebus::v1::event_bus_server::SERVICE_NAME;
 
 /// The methods whose paths become labels; any other path counts as `unknown`, so a

@@ -12,5 +12,5 @@ pub mod http;
 mod labels;
 pub mod stored;
 
-pub use families::{Attached, Metrics, Outcome, RedeliveryReason};
-pub use labels::{MAX_LABELLED_CONSUMERS, MAX_LABELLED_TOPICS};
+pub use families::{Attached, Metrics};
+pub use labels::{MAX_LABELLED_CONSUMERS, MAX_LABELLED_TOPICS, Outcome, RedeliveryReason};

@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::Metrics;
-use super::families::{ConsumerLabels, TopicLabel};
+use super::labels::{ConsumerLabels, TopicLabel};
 
 /// Most topics whose head is exported.
 pub const MAX_TOPICS: i64 = 1000;

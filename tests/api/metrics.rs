@@ -299,3 +299,60 @@ async fn under_load_the_final_counter_equals_what_was_published() {
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
     println!("{} scrapes during the load", seen.len());
 }
+
+/// A work queue's redeliveries are counted by reason (a nack, the subscriber that
+/// held them leaving), its dead letters by consumer, and the Subscribe call by the
+/// status it ended with.
+#[tokio::test]
+async fn redeliveries_are_counted_by_reason_and_dead_letters_by_consumer() {
+    use crate::work_queue::{config, nack, shared_sub};
+    let server = metrics_server().await;
+    let mut client = server.client().await;
+    let cfg = config(DeliveryMode::Shared, WAIT, Duration::ZERO);
+    let mut stream = subscribe(&mut client, shared_sub("jobs", "workers", &cfg)).await;
+    publish(&mut client, "jobs", events("job", 3)).await;
+    let mut first = next_offsets(&mut stream, 3).await;
+    first.sort();
+
+    nack(
+        &mut client,
+        "jobs",
+        "workers",
+        &[1, 2],
+        Some(Duration::ZERO),
+    )
+    .await;
+    let park = NackRequest {
+        topic: "jobs".into(),
+        consumer: "workers".into(),
+        offsets: vec![3],
+        dead_letter: true,
+        ..Default::default()
+    };
+    client.nack(park).await.unwrap();
+    let mut again = next_offsets(&mut stream, 2).await;
+    again.sort();
+    assert_eq!((first, again), (vec![1, 2, 3], vec![1, 2]));
+    drop(stream);
+
+    let reason = |r| [("topic", "jobs"), ("consumer", "workers"), ("reason", r)];
+    let redeliveries = "pulsebus_redeliveries_total";
+    let subscribe_ended = [
+        ("method", "/pulsebus.v1.EventBus/Subscribe"),
+        ("code", "CANCELLED"),
+    ];
+    let done = |s: &Scrape| {
+        s.value(redeliveries, &reason("subscriber_gone")) == 2.0
+            && s.value(CALLS, &subscribe_ended) == 1.0
+    };
+    let (s, _) = settle(Duration::from_millis(20), || scrape(&server), done).await;
+    assert_eq!(s.value(redeliveries, &reason("nack")), 2.0, "{s:?}");
+    assert_eq!(s.value(redeliveries, &reason("subscriber_gone")), 2.0);
+    let consumer = [("topic", "jobs"), ("consumer", "workers")];
+    assert_eq!(
+        s.value("pulsebus_dead_lettered_records_total", &consumer),
+        1.0
+    );
+    assert_eq!(s.value("pulsebus_delivered_records_total", &consumer), 5.0);
+    assert_eq!(s.value(CALLS, &subscribe_ended), 1.0);
+}
