@@ -47,6 +47,10 @@ pub struct ServeConfig {
     #[arg(long, env = "PULSEBUS_LISTEN", default_value = defaults::LISTEN)]
     pub listen: SocketAddr,
 
+    /// Address of the Prometheus `/metrics` HTTP listener; off unless set.
+    #[arg(long, env = "PULSEBUS_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     #[command(flatten)]
     pub database: DatabaseConfig,
 
@@ -304,6 +308,7 @@ impl ServeConfig {
     pub fn new(listen: SocketAddr, database_url: String) -> Self {
         Self {
             listen,
+            metrics_listen: None,
             database: DatabaseConfig {
                 database_url: Some(database_url),
                 data_dir: PathBuf::from(defaults::DATA_DIR),

@@ -28,6 +28,9 @@
 //!   `log/retention.rs`.
 //! - [`group`]: group commit: concurrent writes for one key share one transaction; a
 //!   panicking flush fails only its own callers.
+//! - [`metrics`]: Prometheus metrics: `families.rs` what this server counts (one
+//!   registry per server), `stored.rs` the gauges read from PostgreSQL (true across
+//!   replicas), `http.rs` the `/metrics` listener, `grpc.rs` the layer counting calls.
 //! - [`tasks`]: the one cancellation tree every background task runs in.
 //! - [`db`]: connecting to PostgreSQL and applying the migrations in `migrations/`.
 //! - [`embedded_pg`]: the private PostgreSQL used when no `DATABASE_URL` is given.
@@ -44,6 +47,7 @@ pub mod error;
 pub mod group;
 pub mod grpc;
 pub mod log;
+pub mod metrics;
 pub mod proto;
 pub mod retention;
 pub mod server;

@@ -3,6 +3,7 @@
 //! and converts the reply. No SQL here.
 
 mod convert;
+mod observe;
 pub mod paging;
 pub mod validate;
 pub mod wire;
@@ -21,6 +22,7 @@ use crate::auth::{Action, AuthError, Principal};
 use crate::config::Limits;
 use crate::error::ApiError;
 use crate::log::{EventLog, Redelivery};
+use crate::metrics::Metrics;
 use crate::proto::pulsebus::v1 as pb;
 use crate::proto::pulsebus::v1::event_bus_server::EventBus;
 use crate::subscribe::Engine;
@@ -33,6 +35,7 @@ pub struct EventBusService {
     log: EventLog,
     engine: Arc<Engine>,
     limits: Limits,
+    metrics: Metrics,
 }
 
 /// The stream a Subscribe call returns: responses already encoded (see [`wire`]).
@@ -47,7 +50,14 @@ impl EventBusService {
             log,
             engine,
             limits,
+            metrics: Metrics::new(),
         }
+    }
+
+    /// The service counting its requests in `metrics`.
+    pub fn with_metrics(self, metrics: &Metrics) -> Self {
+        let metrics = metrics.clone();
+        Self { metrics, ..self }
     }
 
     async fn publish(
@@ -77,7 +87,9 @@ impl EventBusService {
         validate::request_size(&req, &self.limits)?;
         let params = validate::subscribe(req)?;
         who.check(Action::Subscribe, &params.topic)?;
+        let (topic, consumer) = (params.topic.clone(), params.consumer.clone());
         let items = ReceiverStream::new(self.engine.subscribe(params, peer).await?);
+        let items = observe::subscription(&self.metrics, &topic, consumer.as_deref(), items);
         let stream = items.map(|item| {
             item.map(wire::Encoded::from)
                 .map_err(|e| Status::from(ApiError::from(e)))
@@ -101,6 +113,8 @@ impl EventBusService {
                     .await?
             }
         };
+        let consumer = Some(&*req.consumer).filter(|c| !c.is_empty());
+        self.metrics.acked(&req.topic, consumer);
         Ok(pb::AckResponse {
             committed_offset: position.committed,
             seek_epoch: position.epoch,
@@ -333,7 +347,10 @@ impl EventBus for EventBusService {
         let trace = trace_context(request.metadata());
         let (who, req) = caller(request)?;
         let span = telemetry::publish_span(&req.topic, req.events.len(), trace.as_ref());
-        reply(self.publish(who, req, trace).instrument(span).await)
+        let observed = observe::Publish::of(&req);
+        let result = self.publish(who, req, trace).instrument(span).await;
+        observed.ended(&self.metrics, &result);
+        reply(result)
     }
 
     type SubscribeStream = SubscribeStream;

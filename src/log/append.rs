@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
@@ -16,6 +17,7 @@ use super::columns::Columns;
 use super::error::is_id_conflict;
 use super::{Appended, CommitSink, Event, EventLog, LogError, Record, TopicPolicy, group_reply};
 use crate::group::{Flush, reply_channel};
+use crate::metrics::Metrics;
 
 /// Most events written in one transaction (more wait for the next one).
 pub const MAX_GROUP_EVENTS: usize = 5000;
@@ -49,6 +51,7 @@ pub struct Writer {
     pub pool: PgPool,
     pub sink: Arc<dyn CommitSink>,
     pub policy: TopicPolicy,
+    pub metrics: Metrics,
 }
 
 impl EventLog {
@@ -65,7 +68,11 @@ impl EventLog {
 impl Writer {
     /// The grouper's flush: writes the jobs' events in one transaction and answers each.
     pub fn flush(self, topic: String, jobs: Vec<AppendJob>) -> Flush {
-        Box::pin(async move { self.write_group(&topic, jobs).await })
+        Box::pin(async move {
+            let (events, started) = (jobs.iter().map(AppendJob::weight).sum(), Instant::now());
+            self.write_group(&topic, jobs).await;
+            self.metrics.append_flushed(events, started.elapsed());
+        })
     }
 
     async fn write_group(&self, topic: &str, jobs: Vec<AppendJob>) {

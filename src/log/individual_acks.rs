@@ -125,6 +125,7 @@ impl EventLog {
         let (low, rest) = advance(committed, &acked, &parked, head, max_unsettled);
         let position = store(&mut tx, topic, name, low, rest).await?;
         tx.commit().await.map_err(err("committing a dead letter"))?;
+        self.metrics.dead_lettered(topic, name, parked.len() as u64);
         Ok(Some(position))
     }
 }

@@ -43,6 +43,7 @@ use sqlx::PgPool;
 
 use self::append::{AppendJob, MAX_GROUP_EVENTS, Writer};
 use crate::group::{Grouper, Reply};
+use crate::metrics::Metrics;
 use crate::tasks::Tasks;
 
 /// Creates a topic unless it exists (dead-letter topics; others go through
@@ -78,26 +79,30 @@ pub struct EventLog {
     policy: TopicPolicy,
     appends: Arc<Grouper<String, AppendJob>>,
     renewals: Arc<Grouper<(), renewals::RenewJob>>,
+    metrics: Metrics,
 }
 
 impl EventLog {
     /// Wraps a pool whose database has the migrations applied; commits are announced
     /// to `sink`, and group-commit flushes run on `tasks`.
     pub fn new(pool: PgPool, sink: Arc<dyn CommitSink>, tasks: &Tasks) -> Self {
-        Self::with_policy(pool, sink, tasks, TopicPolicy::default())
+        Self::with(pool, sink, tasks, TopicPolicy::default(), &Metrics::new())
     }
 
-    /// [`EventLog::new`], creating unknown topics (or not) as `policy` says.
-    pub fn with_policy(
+    /// [`EventLog::new`], creating unknown topics (or not) as `policy` says, and
+    /// counting appends, redeliveries and dead letters in `metrics`.
+    pub fn with(
         pool: PgPool,
         sink: Arc<dyn CommitSink>,
         tasks: &Tasks,
         policy: TopicPolicy,
+        metrics: &Metrics,
     ) -> Self {
         let writer = Writer {
             pool: pool.clone(),
             sink: Arc::clone(&sink),
             policy,
+            metrics: metrics.clone(),
         };
         let flush = move |topic, jobs| writer.clone().flush(topic, jobs);
         let appends = Grouper::new(flush, AppendJob::weight, MAX_GROUP_EVENTS, tasks.tracker());
@@ -114,6 +119,7 @@ impl EventLog {
             policy,
             appends,
             renewals,
+            metrics: metrics.clone(),
         }
     }
 

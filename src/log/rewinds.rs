@@ -14,6 +14,7 @@ use super::attempts::Attempts;
 use super::dead_letters::Parked;
 use super::individual_acks::{advance, lock, park};
 use super::{ConsumerSettings, EventLog, LogError, Position};
+use crate::metrics::RedeliveryReason;
 
 /// What the attached stream of an exclusive consumer needs to redeliver correctly.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -136,6 +137,7 @@ impl EventLog {
             .await
             .map_err(err("nacking"))?;
         tx.commit().await.map_err(err("committing a nack"))?;
+        self.metrics.dead_lettered(topic, name, parked.len() as u64);
         Ok(Some(Position { committed, epoch }))
     }
 
@@ -176,6 +178,11 @@ impl EventLog {
             .await
             .map_err(err("rewinding"))?;
         tx.commit().await.map_err(err("committing a rewind"))?;
+        // What comes again: everything delivered after the committed offset (records
+        // acked individually in between included; they are skipped on the way).
+        let again = (held.last_delivered - committed).max(0) as u64;
+        self.metrics
+            .redelivered(topic, name, RedeliveryReason::Rewind, again);
         Ok(Some(Position { committed, epoch }))
     }
 

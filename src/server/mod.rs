@@ -22,6 +22,7 @@ use crate::db::{self, DbError};
 use crate::error::ApiError;
 use crate::grpc::EventBusService;
 use crate::log::EventLog;
+use crate::metrics::{self, Metrics, grpc::CallsLayer};
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::pulsebus::v1::event_bus_server::EventBusServer;
 use crate::subscribe::Engine;
@@ -71,6 +72,7 @@ pub enum ServerError {
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     pool: PgPool,
     tls: Option<tonic::transport::ServerTlsConfig>,
     auth: Authenticator,
@@ -91,8 +93,17 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServerError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         Ok(Self {
             listener,
+            metrics_listener,
             pool,
             tls,
             auth,
@@ -107,19 +118,31 @@ impl Server {
             .expect("a bound listener has an address")
     }
 
+    /// The address `/metrics` is served on, when `--metrics-listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        let listener = self.metrics_listener.as_ref()?;
+        Some(
+            listener
+                .local_addr()
+                .expect("a bound listener has an address"),
+        )
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
     /// finish, ends every subscription and background task and closes the pool, all
     /// within one `--shutdown-timeout`.
     pub async fn run_until(
-        self,
+        mut self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServerError> {
         let tasks = Tasks::new();
         let (reporter, health) = tonic_health::server::health_reporter();
         tasks.spawn(probe_health(self.pool.clone(), reporter, tasks.token()));
         let tail = Tail::new();
+        let metrics = Metrics::new();
+        self.serve_metrics(&metrics, &tail, &tasks);
         let policy = self.config.topics.policy();
-        let log = EventLog::with_policy(self.pool.clone(), tail.clone(), &tasks, policy);
+        let log = EventLog::with(self.pool.clone(), tail.clone(), &tasks, policy, &metrics);
         crate::retention::spawn(self.pool.clone(), self.config.retention, &tasks);
         let engine = Arc::new(Engine::start(
             log.clone(),
@@ -127,10 +150,11 @@ impl Server {
             self.config.subscriptions,
             &tasks,
         ));
-        let service = EventBusService::new(log, engine, self.config.limits);
+        let service = EventBusService::new(log, engine, self.config.limits).with_metrics(&metrics);
         let max_decode = self.config.limits.max_request_bytes + DECODE_SLACK_BYTES;
         let router = self
             .transport()?
+            .layer(CallsLayer::new(metrics))
             .add_service(health)
             .add_service(reflection_v1()?)
             .add_service(reflection_v1alpha()?)
@@ -156,6 +180,23 @@ impl Server {
         }
         tracing::info!("pulsebus stopped");
         result
+    }
+
+    /// Serves `/metrics` in `tasks` when `--metrics-listen` is set.
+    fn serve_metrics(&mut self, metrics: &Metrics, tail: &Arc<Tail>, tasks: &Tasks) {
+        let Some(listener) = self.metrics_listener.take() else {
+            return;
+        };
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "metrics served on /metrics");
+        }
+        let tail = Arc::clone(tail);
+        let scrape = metrics::http::Scrape {
+            metrics: metrics.clone(),
+            pool: self.pool.clone(),
+            window_bytes: Box::new(move || tail.window_bytes()),
+        };
+        metrics::http::spawn(listener, scrape, tasks);
     }
 
     /// The transport with TLS, timeouts and keepalive as configured.

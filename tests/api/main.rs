@@ -16,6 +16,7 @@ mod first_run;
 mod flow_control;
 mod idempotency;
 mod limits;
+mod metrics;
 mod node_client;
 mod offsets;
 mod outage;

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::super::settings::millis;
 use super::super::{DeliveryMode, LogError};
 use super::{DispatchRequest, Held, Redelivery, Turn, failed};
+use crate::metrics::RedeliveryReason;
 
 /// Records a new scan of the log may look at in one dispatch.
 const SCAN_LIMIT: i64 = 1000;
@@ -65,7 +66,8 @@ impl Turn {
             .fetch_all(&mut *self.tx)
             .await
             .map_err(failed("finding expired deliveries"))?;
-        self.give_back(&rows, Redelivery::After(None, "ack deadline passed"))
+        let deadline = Redelivery::After(None, "ack deadline passed");
+        self.give_back(&rows, deadline, RedeliveryReason::Deadline)
             .await
     }
 

@@ -22,6 +22,7 @@ use settle::DELIVERED;
 
 use super::settings::{ConsumerSettings, SettingsRow, millis};
 use super::{EventLog, LogError, Position};
+use crate::metrics::{Metrics, RedeliveryReason};
 
 /// A record handed to a subscriber: its offset and which delivery this is (1, 2, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +137,9 @@ struct Turn {
     settings: ConsumerSettings,
     redelivered: i64,
     dead_lettered: i64,
+    /// Records given back in this turn, by reason, counted once it commits.
+    given_back: Vec<(RedeliveryReason, u64)>,
+    metrics: Metrics,
 }
 
 impl EventLog {
@@ -160,6 +164,8 @@ impl EventLog {
             settings: l.settings.into(),
             redelivered: 0,
             dead_lettered: 0,
+            given_back: Vec::new(),
+            metrics: self.metrics.clone(),
         }))
     }
 
@@ -252,7 +258,8 @@ impl EventLog {
             .fetch_all(&mut *turn.tx)
             .await
             .map_err(failed("reading delivered records"))?;
-        turn.give_back(&rows, redelivery).await?;
+        turn.give_back(&rows, redelivery, RedeliveryReason::Nack)
+            .await?;
         turn.finish(Ring::Due).await.map(Change::Done)
     }
 
@@ -307,6 +314,9 @@ impl EventLog {
             .fetch_one(&self.pool)
             .await
             .map_err(failed("releasing held records"))?;
+        let gone = RedeliveryReason::SubscriberGone;
+        self.metrics
+            .redelivered(topic, consumer, gone, released as u64);
         Ok(released)
     }
 }
@@ -362,6 +372,11 @@ impl Turn {
             .commit()
             .await
             .map_err(failed("committing a delivery"))?;
+        for (reason, records) in self.given_back {
+            self.metrics.redelivered(&topic, &consumer, reason, records);
+        }
+        self.metrics
+            .dead_lettered(&topic, &consumer, self.dead_lettered as u64);
         Ok(position)
     }
 }

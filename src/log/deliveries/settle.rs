@@ -8,6 +8,7 @@ use super::super::LogError;
 use super::super::dead_letters::{self, Parked};
 use super::super::settings::millis;
 use super::{Redelivery, Turn, failed};
+use crate::metrics::RedeliveryReason;
 
 /// Rows back to waiting, each until now + its delay (ms), with a reason.
 const WAIT: &str = r#"
@@ -41,6 +42,7 @@ impl Turn {
         &mut self,
         rows: &[(i64, i32)],
         redelivery: Redelivery<'_>,
+        why: RedeliveryReason,
     ) -> Result<(), LogError> {
         let max = i64::from(self.settings.max_deliveries);
         let out_of_attempts = |attempts: i32| max > 0 && i64::from(attempts) >= max;
@@ -69,6 +71,7 @@ impl Turn {
             },
         );
         if !waiting.is_empty() {
+            self.given_back.push((why, waiting.len() as u64));
             let (offsets, ms): (Vec<i64>, Vec<i64>) = waiting.into_iter().unzip();
             sqlx::query(WAIT)
                 .bind(&self.topic)

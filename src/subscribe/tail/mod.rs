@@ -50,6 +50,11 @@ impl Tail {
         })
     }
 
+    /// About how many bytes of recent records this process keeps (for the metrics).
+    pub fn window_bytes(&self) -> usize {
+        self.window.bytes()
+    }
+
     /// The heads of watched topics.
     pub fn heads(&self) -> &Heads {
         &self.heads

@@ -251,6 +251,11 @@ impl Window {
         (inner.records, inner.bytes) = (0, 0);
     }
 
+    /// About how many bytes all windows hold now (for the metrics).
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
     /// The page `req` asks for, if the window holds its first offset.
     pub fn read(&self, req: &PageRequest<'_>) -> Option<Page> {
         let inner = self.lock();

@@ -91,6 +91,8 @@ pub fn init_test_log() {
 pub struct TestServer {
     /// Where the server listens.
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, when the config set `metrics_listen`.
+    pub metrics_addr: Option<SocketAddr>,
     /// Its database, for SQL assertions and for a second server on the same data.
     pub database_url: String,
     stop: Option<oneshot::Sender<()>>,
@@ -118,6 +120,7 @@ impl TestServer {
             .await
             .expect("server builds");
         let addr = server.local_addr();
+        let metrics_addr = server.metrics_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let shutdown = async {
@@ -127,6 +130,7 @@ impl TestServer {
         });
         Self {
             addr,
+            metrics_addr,
             database_url,
             stop: Some(stop),
             task: Some(task),
