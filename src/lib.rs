@@ -6,6 +6,8 @@
 //!   migrate, hash-token); `client/` holds the client commands, one file each.
 //! - [`server`]: builds the gRPC server (EventBus, health, reflection) and runs it until
 //!   shutdown, all of it within one `--shutdown-timeout`.
+//! - [`telemetry`]: logs and spans: the W3C trace context callers send (continued into
+//!   the server's spans, stored on their events), OTLP export with the `otlp` feature.
 //! - [`auth`]: bearer tokens and per-topic permissions, checked on every EventBus call.
 //! - [`grpc`]: the EventBus service, one small function per RPC; `validate/` turns
 //!   requests into domain types (publish, subscribe and read side by side, payloads of
@@ -43,3 +45,4 @@ pub mod proto;
 pub mod server;
 pub mod subscribe;
 pub mod tasks;
+pub mod telemetry;

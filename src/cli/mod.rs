@@ -12,9 +12,9 @@ use std::ffi::OsString;
 use std::io::IsTerminal;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use tracing_subscriber::EnvFilter;
 
 use crate::config::{DatabaseConfig, ServeConfig};
+use crate::telemetry;
 pub use client::ClientError;
 pub use serve::ServeError;
 
@@ -98,7 +98,7 @@ impl CliError {
 
 /// Runs the parsed command line to completion.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    init_tracing(cli.log_format);
+    let _telemetry = init_telemetry(cli.log_format);
     let launcher = |name| {
         if cli.legacy.is_given() {
             Err(CliError::ClientFlagsOnLauncher(name))
@@ -124,20 +124,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     Ok(())
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+fn init_telemetry(format: LogFormat) -> telemetry::Telemetry {
     let colour = use_colour(
         std::io::stderr().is_terminal(),
         std::env::var_os("NO_COLOR"),
     );
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    telemetry::init(telemetry::LogStyle {
+        json: format == LogFormat::Json,
+        colour,
+    })
 }
 
 /// Colour codes only for a person at a terminal: never into a file or a pipe, and

@@ -86,6 +86,8 @@ impl From<TopicInfo> for pb::TopicInfo {
             head_offset: t.head,
             event_count: t.event_count,
             created_at: Some(timestamp(t.created_at)),
+            first_offset: 1,
+            config: None,
         }
     }
 }

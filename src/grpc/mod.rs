@@ -24,6 +24,8 @@ use crate::log::{EventLog, Redelivery};
 use crate::proto::pulsebus::v1 as pb;
 use crate::proto::pulsebus::v1::event_bus_server::EventBus;
 use crate::subscribe::Engine;
+use crate::telemetry::{self, TRACEPARENT, TRACESTATE, TraceContext};
+use tracing::Instrument;
 
 /// The service behind `pulsebus.v1.EventBus`.
 #[derive(Clone)]
@@ -52,9 +54,15 @@ impl EventBusService {
         &self,
         who: Who,
         req: pb::PublishRequest,
+        trace: Option<TraceContext>,
     ) -> Result<pb::PublishResponse, ApiError> {
-        let (topic, events) = validate::publish(req, &self.limits)?;
+        let (topic, mut events) = validate::publish(req, &self.limits)?;
         who.check(Action::Publish, &topic)?;
+        if let Some(trace) = &trace {
+            events
+                .iter_mut()
+                .for_each(|e| trace.stamp(&mut e.attributes));
+        }
         let appended = self.log.append(&topic, events).await?;
         let results = appended.into_iter().map(Into::into).collect();
         Ok(pb::PublishResponse { results })
@@ -225,6 +233,12 @@ fn reply<T>(result: Result<T, ApiError>) -> RpcResult<T> {
     result.map(Response::new).map_err(Status::from)
 }
 
+/// The W3C trace context in the request's metadata, when well formed.
+fn trace_context(metadata: &tonic::metadata::MetadataMap) -> Option<TraceContext> {
+    let text = |key| metadata.get(key).and_then(|v| v.to_str().ok());
+    TraceContext::parse(text(TRACEPARENT)?, text(TRACESTATE))
+}
+
 /// The caller the auth interceptor attached to the request, and the message. Fails
 /// closed: a request that did not pass the interceptor is unauthenticated.
 fn caller<T>(request: Request<T>) -> Result<(Who, T), Status> {
@@ -235,12 +249,39 @@ fn caller<T>(request: Request<T>) -> Result<(Who, T), Status> {
 
 #[tonic::async_trait]
 impl EventBus for EventBusService {
+    async fn create_topic(
+        &self,
+        _request: Request<pb::CreateTopicRequest>,
+    ) -> RpcResult<pb::TopicInfo> {
+        Err(Status::unimplemented("CreateTopic: not built yet"))
+    }
+
+    async fn get_topic(&self, _request: Request<pb::GetTopicRequest>) -> RpcResult<pb::TopicInfo> {
+        Err(Status::unimplemented("GetTopic: not built yet"))
+    }
+
+    async fn update_topic(
+        &self,
+        _request: Request<pb::UpdateTopicRequest>,
+    ) -> RpcResult<pb::TopicInfo> {
+        Err(Status::unimplemented("UpdateTopic: not built yet"))
+    }
+
+    async fn delete_topic(
+        &self,
+        _request: Request<pb::DeleteTopicRequest>,
+    ) -> RpcResult<pb::DeleteTopicResponse> {
+        Err(Status::unimplemented("DeleteTopic: not built yet"))
+    }
+
     async fn publish(
         &self,
         request: Request<pb::PublishRequest>,
     ) -> RpcResult<pb::PublishResponse> {
+        let trace = trace_context(request.metadata());
         let (who, req) = caller(request)?;
-        reply(self.publish(who, req).await)
+        let span = telemetry::publish_span(&req.topic, req.events.len(), trace.as_ref());
+        reply(self.publish(who, req, trace).instrument(span).await)
     }
 
     type SubscribeStream = SubscribeStream;

@@ -30,7 +30,7 @@ pub use deliveries::{Change, Dispatch, DispatchRequest, Held, Redelivery};
 pub use error::{LogError, is_unavailable};
 pub use notify::{CHANNELS, Notice, parse as parse_notice};
 pub use read::{Page, PageRequest};
-pub use rewinds::{ExclusiveNack, Redelivering};
+pub use rewinds::{ExclusiveNack, HeldBy, Redelivering};
 pub use settings::{ConsumerSettings, DeliveryMode, SettingsPatch, Updated};
 pub use types::{Appended, Event, Payload, Record, TopicInfo};
 

@@ -53,6 +53,18 @@ SELECT committed, seek_epoch, "#,
 
 const REWIND_AT: &str = "SELECT rewind_at FROM consumers WHERE topic = $1 AND name = $2";
 
+/// What an attached exclusive stream holds of its consumer: whose lease it is, the
+/// newest offset it delivered, and how far past the committed offset attempts are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct HeldBy {
+    /// The lease holder (the stream's owner id).
+    pub owner: uuid::Uuid,
+    /// The newest offset the stream delivered.
+    pub last_delivered: i64,
+    /// `--max-unsettled`: attempts are kept only this far above the committed offset.
+    pub max_unsettled: i64,
+}
+
 /// Locks the consumer for its holder `$3`, when a rewind is due (`$4`) or always.
 const LOCK_HELD: &str = r#"
 SELECT c.committed, c.acked, c.attempts
@@ -142,30 +154,18 @@ impl EventLog {
         Ok(at.flatten())
     }
 
-    /// Rewinds the consumer if `owner` holds it and the rewind is due, counting an
-    /// attempt for every record delivered up to `last_delivered` and not settled;
+    /// Rewinds the consumer if `held.owner` holds it and the rewind is due, counting an
+    /// attempt for every record delivered up to `held.last_delivered` and not settled;
     /// returns the new position.
     pub async fn rewind(
         &self,
         topic: &str,
         name: &str,
-        owner: uuid::Uuid,
-        last_delivered: i64,
-        max_unsettled: i64,
+        held: HeldBy,
     ) -> Result<Option<Position>, LogError> {
         let err = |ctx| move |e| LogError::from_sqlx(ctx, e);
         let mut tx = self.pool.begin().await.map_err(err("starting a rewind"))?;
-        let Some(counted) = count_held(
-            &mut tx,
-            topic,
-            name,
-            owner,
-            true,
-            last_delivered,
-            max_unsettled,
-        )
-        .await?
-        else {
+        let Some(counted) = count_held(&mut tx, topic, name, held, true).await? else {
             return Ok(None);
         };
         let (committed, epoch, _): (i64, i64, bool) = sqlx::query_as(REWIND)
@@ -179,29 +179,18 @@ impl EventLog {
         Ok(Some(Position { committed, epoch }))
     }
 
-    /// A subscriber that leaves holding records (delivered up to `last_delivered`, not
-    /// settled) counts an attempt for each, while `owner` still holds the consumer.
+    /// A subscriber that leaves holding records (delivered up to `held.last_delivered`,
+    /// not settled) counts an attempt for each, while `held.owner` still holds the
+    /// consumer.
     pub async fn count_left_behind(
         &self,
         topic: &str,
         name: &str,
-        owner: uuid::Uuid,
-        last_delivered: i64,
-        max_unsettled: i64,
+        held: HeldBy,
     ) -> Result<(), LogError> {
         let err = |ctx| move |e| LogError::from_sqlx(ctx, e);
         let mut tx = self.pool.begin().await.map_err(err("starting a count"))?;
-        let Some(counted) = count_held(
-            &mut tx,
-            topic,
-            name,
-            owner,
-            false,
-            last_delivered,
-            max_unsettled,
-        )
-        .await?
-        else {
+        let Some(counted) = count_held(&mut tx, topic, name, held, false).await? else {
             return Ok(());
         };
         sqlx::query(COUNT_LEFT)
@@ -240,22 +229,20 @@ async fn count_held(
     tx: &mut sqlx::PgConnection,
     topic: &str,
     name: &str,
-    owner: uuid::Uuid,
+    held: HeldBy,
     due: bool,
-    last_delivered: i64,
-    max_unsettled: i64,
 ) -> Result<Option<Attempts>, LogError> {
     let row: Option<(i64, Vec<i64>, Json<Attempts>)> = sqlx::query_as(LOCK_HELD)
         .bind(topic)
         .bind(name)
-        .bind(owner)
+        .bind(held.owner)
         .bind(due)
         .fetch_optional(tx)
         .await
         .map_err(|e| LogError::from_sqlx("locking a consumer", e))?;
     Ok(row.map(|(committed, acked, Json(attempts))| {
-        let limit = committed.saturating_add(max_unsettled);
-        attempts.came_back(committed, last_delivered, &acked, limit)
+        let limit = committed.saturating_add(held.max_unsettled);
+        attempts.came_back(committed, held.last_delivered, &acked, limit)
     }))
 }
 

@@ -30,6 +30,7 @@ mod subscribe_concurrency;
 mod subscribe_tail;
 mod takeover;
 mod tls;
+mod trace_context;
 mod validation;
 mod validation_props;
 mod wire_garbage;

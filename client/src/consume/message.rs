@@ -58,6 +58,25 @@ impl Message {
         self.record.delivery_attempt
     }
 
+    /// The producer's W3C trace context (`traceparent`), when the event carries one:
+    /// the server stores the publisher's gRPC `traceparent` metadata on each event
+    /// that has none of its own. Link the span that processes this message to it
+    /// (OpenTelemetry messaging conventions: a link, not a parent).
+    pub fn traceparent(&self) -> Option<&str> {
+        self.event()
+            .attributes
+            .get("traceparent")
+            .map(String::as_str)
+    }
+
+    /// The producer's W3C `tracestate`, when the event carries one.
+    pub fn tracestate(&self) -> Option<&str> {
+        self.event()
+            .attributes
+            .get("tracestate")
+            .map(String::as_str)
+    }
+
     fn key(&self) -> Key {
         (self.record.offset, self.epoch)
     }

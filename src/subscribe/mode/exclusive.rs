@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::{Batch, Mode};
 use crate::config::SubscriptionConfig;
-use crate::log::{Position, Redelivering};
+use crate::log::{HeldBy, Position, Redelivering};
 use crate::subscribe::signals::{Doorbell, Signals};
 use crate::subscribe::stream::{Stream, ticker};
 use crate::subscribe::{Delivery, SubscribeError};
@@ -54,6 +54,15 @@ pub struct Exclusive {
 }
 
 impl Exclusive {
+    /// What this stream holds of the consumer, for counting attempts.
+    fn held_by(&self, s: &Stream) -> HeldBy {
+        HeldBy {
+            owner: self.owner,
+            last_delivered: self.last_delivered,
+            max_unsettled: s.config.max_unsettled,
+        }
+    }
+
     /// The consumer `name`, watched through `signals`, with a fresh owner id.
     pub fn new(name: String, topic: &str, signals: Arc<Signals>, max_in_flight: usize) -> Self {
         Self {
@@ -96,8 +105,7 @@ impl Exclusive {
         }
         if self.rewind_at.is_some_and(|at| at <= Instant::now()) {
             self.rewind_at = None;
-            let (last, max) = (self.last_delivered, s.config.max_unsettled);
-            let rewound = s.log.rewind(&s.topic, &self.name, self.owner, last, max);
+            let rewound = s.log.rewind(&s.topic, &self.name, self.held_by(s));
             if let Some(position) = rewound.await? {
                 self.apply(position);
             }
@@ -364,10 +372,9 @@ impl Mode for Exclusive {
     /// take over at once) and forgets the doorbell.
     async fn detach(self, s: &Stream) {
         if self.last_delivered > self.committed {
-            let (last, max) = (self.last_delivered, s.config.max_unsettled);
             let counted = s
                 .log
-                .count_left_behind(&s.topic, &self.name, self.owner, last, max);
+                .count_left_behind(&s.topic, &self.name, self.held_by(s));
             if let Err(e) = counted.await {
                 tracing::warn!(error = %e, topic = %s.topic, consumer = %self.name, "could not count the attempts of unsettled records");
             }

@@ -39,13 +39,19 @@ impl ServerProcess {
     /// Starts a server on `database_url` with extra flags and waits until it serves.
     pub async fn on_database(database_url: &str, args: &[&str]) -> Self {
         let all = [&["--database-url", database_url], args].concat();
-        Self::spawn(serve_command(&all)).serving().await
+        Self::start(serve_command(&all)).await
     }
 
     /// Starts a server with its private PostgreSQL in `data_dir`; waits until it serves.
     pub async fn on_data_dir(data_dir: &Path) -> Self {
         let mut cmd = serve_command(&["--data-dir"]);
         cmd.arg(data_dir);
+        Self::start(cmd).await
+    }
+
+    /// Starts `cmd` (a [`serve_command`] the test added flags or environment to) and
+    /// waits until it serves.
+    pub async fn start(cmd: Command) -> Self {
         Self::spawn(cmd).serving().await
     }
 
