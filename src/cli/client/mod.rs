@@ -17,6 +17,7 @@ mod read;
 mod seek;
 mod tail;
 mod top;
+mod topic;
 mod topics;
 
 use std::path::PathBuf;
@@ -63,6 +64,8 @@ impl LegacyConnection {
 pub enum ClientCommand {
     /// List topics with their head offsets.
     Topics(topics::Topics),
+    /// Manage one topic (`topic create|describe|update|delete`).
+    Topic(topic::Topic),
     /// Publish one event: JSON, text, or a known protobuf type built from JSON.
     Publish(publish::Publish),
     /// Print records of a topic's log.
@@ -89,6 +92,7 @@ impl ClientCommand {
         legacy.apply_to(self.connection_mut());
         match self {
             Self::Topics(c) => c.run().await,
+            Self::Topic(c) => c.run().await,
             Self::Publish(c) => c.run().await,
             Self::Read(c) => c.run().await,
             Self::Tail(c) => c.run().await,
@@ -104,6 +108,7 @@ impl ClientCommand {
     fn connection_mut(&mut self) -> &mut Connection {
         match self {
             Self::Topics(c) => &mut c.connection,
+            Self::Topic(c) => c.connection_mut(),
             Self::Publish(c) => &mut c.connection,
             Self::Read(c) => &mut c.connection,
             Self::Tail(c) => &mut c.connection,

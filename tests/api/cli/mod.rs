@@ -6,6 +6,7 @@ mod payloads;
 mod pipe;
 mod tail;
 mod tls;
+mod topic;
 mod workflow;
 
 use std::process::Output;
