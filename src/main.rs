@@ -11,7 +11,7 @@ async fn main() -> std::process::ExitCode {
         Err(err) if err.is_broken_pipe() => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("pulsebus: {err}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(err.exit_code())
         }
     }
 }

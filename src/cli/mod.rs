@@ -1,8 +1,9 @@
 //! The `pulsebus` command line, in two halves:
 //! - the launcher (`serve.rs`): `serve` runs the server, `migrate` applies the schema,
 //!   `hash-token` hashes a bearer token for the auth file;
-//! - the client (`client/`): `topics`, `publish`, `read`, `tail`, `consumers`, `ack`
-//!   and `seek` talk to a running server; only they take `--server`, `--token`, `--ca`.
+//! - the client (`client/`): `topics`, `publish`, `read`, `tail`, `consumers`,
+//!   `consumer`, `ack`, `seek`, `top` and `health` talk to a running server; only they
+//!   take `--server`, `--token` and the TLS flags.
 
 mod client;
 mod serve;
@@ -68,7 +69,7 @@ pub enum CliError {
     /// `pulsebus --server ... serve`: the client flags mean nothing to the launcher.
     #[error(
         "--server, --token and --ca are for the client commands (topics, publish, read, \
-         tail, consumers, ack, seek), not for `{0}`"
+         tail, consumers, consumer, ack, seek, top, health), not for `{0}`"
     )]
     ClientFlagsOnLauncher(&'static str),
 }
@@ -81,6 +82,16 @@ impl CliError {
             Self::Serve(e) => e.is_broken_pipe(),
             Self::Client(e) => e.is_broken_pipe(),
             Self::ClientFlagsOnLauncher(_) => false,
+        }
+    }
+
+    /// The process's exit code: the client's documented codes, 1 for the launcher,
+    /// 2 (as clap's) for client flags given to it.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Serve(_) => 1,
+            Self::Client(e) => e.exit_code() as u8,
+            Self::ClientFlagsOnLauncher(_) => client::ExitCode::Usage as u8,
         }
     }
 }

@@ -300,7 +300,7 @@ async fn a_bare_host_and_port_reaches_the_server() {
     .await;
 
     let addr = server.addr.to_string();
-    let out = output(&mut pulsebus(&["topics", "--server", &addr])).await;
+    let out = output(&mut pulsebus(&["topics", "--json", "--server", &addr])).await;
 
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains(r#""topic":"lessons""#));
@@ -391,6 +391,7 @@ async fn the_readme_tls_recipe_works_with_grpcurl_and_the_cli() {
     let read = [
         "read",
         "lessons",
+        "--json",
         "--ca",
         &file("ca.pem"),
         "--server",

@@ -6,7 +6,7 @@ mod helpers;
 
 mod auth;
 mod binary;
-mod cli_client;
+mod cli;
 mod client;
 mod consumers;
 mod e2e;

@@ -3,7 +3,8 @@
 use clap::Args;
 use serde_json::json;
 
-use super::{Client, ClientError, Connection, print_json};
+use super::output::{Output, OutputArgs};
+use super::{Client, ClientError, Connection};
 use crate::proto::pulsebus::v1 as pb;
 
 /// Commit a consumer's offset.
@@ -15,13 +16,16 @@ pub struct Ack {
     pub consumer: String,
     /// Everything up to this offset is done.
     pub offset: i64,
+    /// How to print.
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// How to reach the server.
     #[command(flatten)]
     pub connection: Connection,
 }
 
 impl Ack {
-    /// Prints `{"committed_offset"}`.
+    /// Prints the committed offset (`{"committed_offset"}` with --json).
     pub async fn run(self) -> Result<(), ClientError> {
         let mut client = Client::connect(&self.connection).await?;
         let request = client.request(pb::AckRequest {
@@ -32,6 +36,6 @@ impl Ack {
             offsets: vec![],
         });
         let reply = client.bus.ack(request).await?.into_inner();
-        print_json(&json!({"committed_offset": reply.committed_offset}))
+        Output::from(self.output).object(&json!({"committed_offset": reply.committed_offset}))
     }
 }
