@@ -14,8 +14,8 @@ const PAGE: u32 = 1000;
 pub struct Read {
     /// The topic.
     pub topic: String,
-    /// First offset.
-    #[arg(long, default_value_t = 1)]
+    /// First offset (0: the topic's first retained offset).
+    #[arg(long, default_value_t = 0)]
     pub from: i64,
     /// Most records (read in pages of up to 1000).
     #[arg(long, default_value_t = 100)]

@@ -1,6 +1,5 @@
-//! `topic create|describe|update|delete`: argument handling, and the server's answer
-//! (the handlers may still be UNIMPLEMENTED on this branch: then the CLI says so with
-//! exit code 1, else it shows the topic).
+//! `topic create|describe|update|delete`: argument handling, and the server's answers
+//! with their exit codes.
 
 use super::*;
 
@@ -32,44 +31,63 @@ async fn topic_flags_are_checked_before_any_request() {
     }
 }
 
-/// Each subcommand reaches its RPC: the answer is the topic (or what a delete removed),
-/// or the server's UNIMPLEMENTED with exit code 1.
+/// An operator creates, describes, changes and deletes a topic from the command line;
+/// creating it twice exits 7 (ALREADY_EXISTS) and describing a deleted one exits 3.
 #[tokio::test]
-async fn topic_subcommands_show_the_topic_or_say_the_server_does_not_implement_them() {
+async fn an_operator_creates_describes_updates_and_deletes_a_topic() {
     let server = TestServer::start().await;
     seed(&server, "lessons", "lesson.published", 2).await;
+    let json = |out: &std::process::Output| -> Value {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_str(text(&out.stdout).trim()).unwrap()
+    };
 
-    let commands: [&[&str]; 4] = [
-        &[
-            "topic",
-            "create",
-            "quizzes",
-            "--retention-age",
-            "7d",
-            "--json",
-        ],
-        &["topic", "describe", "lessons", "--json"],
-        &[
-            "topic",
-            "update",
-            "lessons",
-            "--retention-events",
-            "1000",
-            "--json",
-        ],
-        &["topic", "delete", "quizzes", "--force", "--json"],
+    let create = [
+        "topic",
+        "create",
+        "quizzes",
+        "--retention-age",
+        "7d",
+        "--json",
     ];
-    for args in commands {
-        let out = run(&server, args).await;
-        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-        if out.status.success() {
-            let shown: Value = serde_json::from_str(stdout.trim()).unwrap();
-            assert!(shown["topic"].is_string(), "{args:?}: {stdout}");
-        } else {
-            assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-            assert!(stderr.contains("UNIMPLEMENTED"), "{args:?}: {stderr}");
-        }
-    }
+    let created = json(&run(&server, &create).await);
+    assert_eq!(created["topic"], "quizzes");
+    assert_eq!(created["retention_age"], "7days");
+    assert_eq!(run(&server, &create).await.status.code(), Some(7));
+
+    let described = json(&run(&server, &["topic", "describe", "lessons", "--json"]).await);
+    assert_eq!(
+        (
+            described["head_offset"].as_i64(),
+            described["event_count"].as_i64()
+        ),
+        (Some(2), Some(2))
+    );
+    let update = [
+        "topic",
+        "update",
+        "lessons",
+        "--retention-events",
+        "1000",
+        "--json",
+    ];
+    assert_eq!(json(&run(&server, &update).await)["retention_events"], 1000);
+
+    let deleted = json(
+        &run(
+            &server,
+            &["topic", "delete", "lessons", "--force", "--json"],
+        )
+        .await,
+    );
+    assert_eq!(deleted["events_deleted"], 2);
+    let gone = run(&server, &["topic", "describe", "lessons"]).await;
+    assert_eq!(gone.status.code(), Some(3), "{}", text(&gone.stderr));
+    assert!(
+        text(&gone.stderr).contains("lessons"),
+        "{}",
+        text(&gone.stderr)
+    );
 }
 
 fn text(bytes: &[u8]) -> String {
