@@ -5,6 +5,7 @@
 mod convert;
 mod observe;
 pub mod paging;
+mod topics;
 pub mod validate;
 pub mod wire;
 
@@ -242,54 +243,6 @@ impl EventBusService {
 }
 
 type RpcResult<T> = Result<Response<T>, Status>;
-
-impl EventBusService {
-    async fn create_topic(
-        &self,
-        who: Who,
-        req: pb::CreateTopicRequest,
-    ) -> Result<pb::TopicInfo, ApiError> {
-        let (name, config) = validate::create_topic(req, &self.limits)?;
-        who.check(Action::Admin, &name)?;
-        Ok(self.log.create_topic(&name, config).await?.into())
-    }
-
-    async fn get_topic(
-        &self,
-        who: Who,
-        req: pb::GetTopicRequest,
-    ) -> Result<pb::TopicInfo, ApiError> {
-        let name = validate::topic_name(&req.name)?;
-        if !who.sees(&name) {
-            who.check(Action::Subscribe, &name)?;
-        }
-        Ok(self.log.topic(&name).await?.into())
-    }
-
-    async fn update_topic(
-        &self,
-        who: Who,
-        req: pb::UpdateTopicRequest,
-    ) -> Result<pb::TopicInfo, ApiError> {
-        let (name, patch) = validate::update_topic(req, &self.limits)?;
-        who.check(Action::Admin, &name)?;
-        Ok(self.log.update_topic(&name, patch).await?.into())
-    }
-
-    async fn delete_topic(
-        &self,
-        who: Who,
-        req: pb::DeleteTopicRequest,
-    ) -> Result<pb::DeleteTopicResponse, ApiError> {
-        let (name, force) = validate::delete_topic(req)?;
-        who.check(Action::Admin, &name)?;
-        let removed = self.log.delete_topic(&name, force).await?;
-        Ok(pb::DeleteTopicResponse {
-            events_deleted: removed.events,
-            consumers_deleted: removed.consumers,
-        })
-    }
-}
 
 fn reply<T>(result: Result<T, ApiError>) -> RpcResult<T> {
     result.map(Response::new).map_err(Status::from)
