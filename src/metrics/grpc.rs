@@ -4,6 +4,7 @@
 //! response body is dropped before it ended (the client went away) counts as
 //! CANCELLED.
 
+use crate::proto::code_name;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -52,29 +53,6 @@ fn event_bus_methods() -> &'static [&'static str] {
             .map(|m| &*format!("/{SERVICE_NAME}/{}", m.name()).leak())
             .collect()
     })
-}
-
-/// The label of a status code, as grpc-ecosystem's interceptors spell it.
-fn code_label(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
 }
 
 /// The `grpc-status` of a header or trailer map, if it has one.
@@ -158,7 +136,7 @@ impl Call {
     fn count(self, code: Code) {
         let labels = CallLabels {
             method: self.method,
-            code: code_label(code),
+            code: code_name(code),
         };
         self.families.grpc_requests.get_or_create(&labels).inc();
     }

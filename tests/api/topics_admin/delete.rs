@@ -7,6 +7,23 @@ use crate::helpers::*;
 use pulsebus::proto::pulsebus::v1::DeleteTopicRequest;
 use tonic::Code;
 
+/// How `stream` ends, past whatever records it still brings.
+async fn stream_end(
+    stream: &mut tonic::Streaming<pulsebus::proto::pulsebus::v1::SubscribeResponse>,
+) -> Result<Option<pulsebus::proto::pulsebus::v1::SubscribeResponse>, tonic::Status> {
+    let end = async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                other => return other,
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, end)
+        .await
+        .expect("the stream ends in time")
+}
+
 fn delete(name: &str, force: bool) -> DeleteTopicRequest {
     DeleteTopicRequest {
         name: name.into(),
@@ -83,16 +100,7 @@ async fn attached_subscribers_block_deletion_unless_forced_and_then_their_stream
     assert_eq!(get(&mut client, "grades").await.unwrap().head_offset, 2);
 
     client.delete_topic(delete("grades", true)).await.unwrap();
-    let ended = tokio::time::timeout(WAIT, async {
-        loop {
-            match stream.message().await {
-                Ok(Some(_)) => continue,
-                other => return other,
-            }
-        }
-    })
-    .await
-    .expect("the stream ends in time");
+    let ended = stream_end(&mut stream).await;
     assert_eq!(ended.unwrap_err().code(), Code::NotFound);
 }
 
@@ -113,16 +121,7 @@ async fn another_replica_forgets_a_topic_deleted_elsewhere() {
         .delete_topic(delete("grades", true))
         .await
         .unwrap();
-    let ended = tokio::time::timeout(WAIT, async {
-        loop {
-            match stream.message().await {
-                Ok(Some(_)) => continue,
-                other => return other,
-            }
-        }
-    })
-    .await
-    .expect("the stream on the other replica ends in time");
+    let ended = stream_end(&mut stream).await;
     assert_eq!(ended.unwrap_err().code(), Code::NotFound);
 
     publish(&mut first.client().await, "grades", events("new", 1)).await;
