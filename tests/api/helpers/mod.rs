@@ -324,11 +324,11 @@ pub async fn publish(
         .results
 }
 
-/// Reads the whole topic in pages (panics on error).
+/// Reads the whole topic in pages, from its first retained offset (panics on error).
 pub async fn read_all(client: &mut EventBusClient<Channel>, topic: &str) -> Vec<Record> {
     let mut records: Vec<Record> = Vec::new();
     loop {
-        let from = records.last().map_or(1, |r| r.offset + 1);
+        let from = records.last().map_or(0, |r| r.offset + 1);
         let page = client
             .read(ReadRequest {
                 topic: topic.to_owned(),

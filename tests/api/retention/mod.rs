@@ -63,26 +63,13 @@ async fn wait_first_offset(sql: &PgPool, topic: &str, expected: i64) -> i64 {
     got
 }
 
-/// The offsets `Read` returns from the start (from_offset 0), all pages.
+/// The offsets `Read` returns from the start (the first retained offset), all pages.
 async fn retained_offsets(client: &mut Client<tonic::transport::Channel>, topic: &str) -> Vec<i64> {
-    let mut offsets: Vec<i64> = Vec::new();
-    loop {
-        let from = offsets.last().map_or(0, |o| o + 1);
-        let page = client
-            .read(ReadRequest {
-                topic: topic.to_owned(),
-                from_offset: from,
-                limit: 1000,
-                types: vec![],
-            })
-            .await
-            .expect("read succeeds")
-            .into_inner();
-        if page.records.is_empty() {
-            return offsets;
-        }
-        offsets.extend(page.records.iter().map(|r| r.offset));
-    }
+    read_all(client, topic)
+        .await
+        .iter()
+        .map(|r| r.offset)
+        .collect()
 }
 
 /// The rows of `events` left for `topic`, counted by SQL.
