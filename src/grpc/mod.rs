@@ -67,14 +67,14 @@ impl EventBusService {
         req: pb::PublishRequest,
         trace: Option<TraceContext>,
     ) -> Result<pb::PublishResponse, ApiError> {
-        let (topic, mut events) = validate::publish(req, &self.limits)?;
+        let (topic, mut events, largest) = validate::publish(req, &self.limits)?;
         who.check(Action::Publish, &topic)?;
         if let Some(trace) = &trace {
             events
                 .iter_mut()
                 .for_each(|e| trace.stamp(&mut e.attributes));
         }
-        let appended = self.log.append(&topic, events).await?;
+        let appended = self.log.append(&topic, events, largest).await?;
         let results = appended.into_iter().map(Into::into).collect();
         Ok(pb::PublishResponse { results })
     }

@@ -1,7 +1,8 @@
 //! Appending with group commit: concurrent Publish requests for one topic share one
 //! transaction that locks the topic row, skips ids already stored, inserts everything
 //! new with consecutive offsets in one statement, moves the head and rings the NOTIFY
-//! doorbell. Each request's events stay atomic: a request that cannot be stored fails
+//! doorbell. Each request's events stay atomic: a request that cannot be stored (an
+//! id stored in another topic, an event over the topic's `max_event_bytes`) fails
 //! alone and the others commit.
 
 use std::collections::{HashMap, HashSet};
@@ -15,7 +16,9 @@ use uuid::Uuid;
 
 use super::columns::Columns;
 use super::error::is_id_conflict;
-use super::{Appended, CommitSink, Event, EventLog, LogError, Record, TopicPolicy, group_reply};
+use super::{
+    Appended, CommitSink, Event, EventLog, Largest, LogError, Record, TopicPolicy, group_reply,
+};
 use crate::group::{Flush, reply_channel};
 use crate::metrics::Metrics;
 
@@ -26,7 +29,8 @@ pub const MAX_GROUP_EVENTS: usize = 5000;
 /// one of its ids first (the retry then reports that precisely).
 const ID_CONFLICT_RETRIES: usize = 2;
 
-const LOCK_TOPIC: &str = "SELECT head, clock_timestamp() FROM topics WHERE name = $1 FOR UPDATE";
+const LOCK_TOPIC: &str =
+    "SELECT head, clock_timestamp(), max_event_bytes FROM topics WHERE name = $1 FOR UPDATE";
 const FIND_IDS: &str =
     r#"SELECT id, topic, "offset", appended_at FROM events WHERE id = ANY($1::uuid[])"#;
 
@@ -35,6 +39,7 @@ type Outcome = Result<Vec<Appended>, Arc<LogError>>;
 /// One Publish request waiting for its group.
 pub struct AppendJob {
     events: Vec<Event>,
+    largest: Largest,
     reply: oneshot::Sender<Outcome>,
 }
 
@@ -57,10 +62,20 @@ pub struct Writer {
 impl EventLog {
     /// Appends `events` to `topic` atomically (creating the topic on first use) and
     /// returns one outcome per event, in order, after the transaction committed.
-    pub async fn append(&self, topic: &str, events: Vec<Event>) -> Result<Vec<Appended>, LogError> {
+    /// `largest` is checked against the topic's `max_event_bytes`.
+    pub async fn append(
+        &self,
+        topic: &str,
+        events: Vec<Event>,
+        largest: Largest,
+    ) -> Result<Vec<Appended>, LogError> {
         let (reply, outcome) = reply_channel();
-        self.appends
-            .submit(topic.to_owned(), AppendJob { events, reply });
+        let job = AppendJob {
+            events,
+            largest,
+            reply,
+        };
+        self.appends.submit(topic.to_owned(), job);
         group_reply(outcome).await
     }
 }
@@ -76,7 +91,7 @@ impl Writer {
     }
 
     async fn write_group(&self, topic: &str, jobs: Vec<AppendJob>) {
-        let batches: Vec<&[Event]> = jobs.iter().map(|j| j.events.as_slice()).collect();
+        let batches: Vec<Batch> = jobs.iter().map(Batch::of).collect();
         match self.try_one_statement(topic, &batches).await {
             Ok(Some(outcomes)) => {
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
@@ -109,7 +124,7 @@ impl Writer {
                     || is_conflict(&err) =>
             {
                 for job in jobs {
-                    let outcome = self.append_alone(topic, &job.events).await;
+                    let outcome = self.append_alone(topic, Batch::of(&job)).await;
                     let _ = job.reply.send(outcome.map_err(Arc::new));
                 }
             }
@@ -127,17 +142,18 @@ impl Writer {
     async fn try_one_statement(
         &self,
         topic: &str,
-        batches: &[&[Event]],
+        batches: &[Batch<'_>],
     ) -> Result<Option<Vec<Vec<Appended>>>, LogError> {
         let mut unique: Vec<&Event> = Vec::new();
         let mut seen = HashSet::new();
-        for event in batches.iter().flat_map(|b| b.iter()) {
+        for event in batches.iter().flat_map(|b| b.events.iter()) {
             if seen.insert(event.id) {
                 unique.push(event);
             }
         }
+        let largest = batches.iter().map(|b| b.largest.bytes).max().unwrap_or(0);
         let Some((head, now)) = Columns::from_events(&unique)
-            .append_in_one_statement(&self.pool, topic)
+            .append_in_one_statement(&self.pool, topic, largest)
             .await
             .map_err(|e| LogError::from_sqlx("appending events", e))?
         else {
@@ -154,7 +170,7 @@ impl Writer {
                     duplicate: !first.insert(e.id),
                     appended_at: now,
                 };
-                batch.iter().map(appended).collect()
+                batch.events.iter().map(appended).collect()
             })
             .collect();
         let fresh = unique;
@@ -164,10 +180,10 @@ impl Writer {
 
     /// Writes one request on its own, retrying when a concurrent append to another
     /// topic stored one of its ids first (the retry then names that topic).
-    async fn append_alone(&self, topic: &str, events: &[Event]) -> Result<Vec<Appended>, LogError> {
+    async fn append_alone(&self, topic: &str, batch: Batch<'_>) -> Result<Vec<Appended>, LogError> {
         let mut attempt = 0;
         loop {
-            match self.try_group(topic, &[events]).await {
+            match self.try_group(topic, &[batch]).await {
                 Ok(mut outcomes) => return outcomes.remove(0),
                 Err(err) if is_conflict(&err) && attempt < ID_CONFLICT_RETRIES => attempt += 1,
                 Err(err) => return Err(err),
@@ -180,14 +196,15 @@ impl Writer {
     async fn try_group(
         &self,
         topic: &str,
-        batches: &[&[Event]],
+        batches: &[Batch<'_>],
     ) -> Result<Vec<Result<Vec<Appended>, LogError>>, LogError> {
         let err = |ctx| move |e| LogError::from_sqlx(ctx, e);
         let mut tx = self.pool.begin().await.map_err(err("starting an append"))?;
-        let (head, now) = lock_topic(&mut tx, topic, &self.policy).await?;
+        let locked = lock_topic(&mut tx, topic, &self.policy).await?;
+        let (head, now) = (locked.head, locked.now);
         let stored = find_ids(&mut tx, batches).await?;
-        let mut plan = Plan::new(topic, head, now, stored);
-        let outcomes: Vec<_> = batches.iter().map(|batch| plan.add(batch)).collect();
+        let mut plan = Plan::new(topic, locked, stored);
+        let outcomes: Vec<_> = batches.iter().map(|batch| plan.add(*batch)).collect();
         if !plan.fresh.is_empty() {
             Columns::from_events(&plan.fresh)
                 .insert(&mut tx, topic, head, now)
@@ -217,28 +234,59 @@ fn is_conflict(err: &LogError) -> bool {
     matches!(err, LogError::Database { source, .. } if is_id_conflict(source))
 }
 
-/// Locks the topic row (creating it if `policy` allows) and returns its head and the
-/// lock time.
+/// One request of a group: its events and the largest of them.
+#[derive(Clone, Copy)]
+struct Batch<'a> {
+    events: &'a [Event],
+    largest: Largest,
+}
+
+impl<'a> Batch<'a> {
+    fn of(job: &'a AppendJob) -> Self {
+        Self {
+            events: &job.events,
+            largest: job.largest,
+        }
+    }
+}
+
+/// The locked topic row: its head, the lock time and its event size limit.
+struct Locked {
+    head: i64,
+    now: DateTime<Utc>,
+    max_event_bytes: Option<i32>,
+}
+
+/// Locks the topic row (creating it if `policy` allows).
 async fn lock_topic(
     tx: &mut Transaction<'static, Postgres>,
     topic: &str,
     policy: &TopicPolicy,
-) -> Result<(i64, DateTime<Utc>), LogError> {
+) -> Result<Locked, LogError> {
     let err = |e| LogError::from_sqlx("locking the topic", e);
-    let lock = || sqlx::query_as::<_, (i64, DateTime<Utc>)>(LOCK_TOPIC).bind(topic);
-    if let Some(row) = lock().fetch_optional(&mut **tx).await.map_err(err)? {
-        return Ok(row);
-    }
-    policy.create(&mut **tx, topic).await?;
-    lock().fetch_one(&mut **tx).await.map_err(err)
+    type Row = (i64, DateTime<Utc>, Option<i32>);
+    let lock = || sqlx::query_as::<_, Row>(LOCK_TOPIC).bind(topic);
+    let row = match lock().fetch_optional(&mut **tx).await.map_err(err)? {
+        Some(row) => row,
+        None => {
+            policy.create(&mut **tx, topic).await?;
+            lock().fetch_one(&mut **tx).await.map_err(err)?
+        }
+    };
+    let (head, now, max_event_bytes) = row;
+    Ok(Locked {
+        head,
+        now,
+        max_event_bytes,
+    })
 }
 
 type StoredIds = HashMap<Uuid, (String, i64, DateTime<Utc>)>;
 
-async fn find_ids(conn: &mut PgConnection, batches: &[&[Event]]) -> Result<StoredIds, LogError> {
+async fn find_ids(conn: &mut PgConnection, batches: &[Batch<'_>]) -> Result<StoredIds, LogError> {
     let ids: Vec<Uuid> = batches
         .iter()
-        .flat_map(|b| b.iter().map(|e| e.id))
+        .flat_map(|b| b.events.iter().map(|e| e.id))
         .collect();
     // Not a cached statement: planned with these ids, so it is always an index lookup
     // (a generic plan made while the table was small scans it whole).
@@ -260,23 +308,44 @@ struct Plan<'a> {
     topic: &'a str,
     next: i64,
     now: DateTime<Utc>,
+    max_event_bytes: Option<i32>,
     stored: StoredIds,
     fresh: Vec<&'a Event>,
 }
 
 impl<'a> Plan<'a> {
-    fn new(topic: &'a str, head: i64, now: DateTime<Utc>, stored: StoredIds) -> Self {
+    fn new(topic: &'a str, locked: Locked, stored: StoredIds) -> Self {
         Self {
             topic,
-            next: head + 1,
-            now,
+            next: locked.head + 1,
+            now: locked.now,
+            max_event_bytes: locked.max_event_bytes,
             stored,
             fresh: Vec::new(),
         }
     }
 
-    /// Plans one request; nothing of it is taken if any of its ids lives in another topic.
-    fn add(&mut self, batch: &'a [Event]) -> Result<Vec<Appended>, LogError> {
+    /// Refuses a request with an event over the topic's size limit.
+    fn fits(&self, largest: Largest) -> Result<(), LogError> {
+        let Some(limit) = self.max_event_bytes.map(i32::unsigned_abs) else {
+            return Ok(());
+        };
+        if largest.bytes <= limit as usize {
+            return Ok(());
+        }
+        Err(LogError::EventTooLarge {
+            topic: self.topic.to_owned(),
+            index: largest.index,
+            bytes: largest.bytes,
+            limit,
+        })
+    }
+
+    /// Plans one request; nothing of it is taken if an event is over the topic's size
+    /// limit or any of its ids lives in another topic.
+    fn add(&mut self, batch: Batch<'a>) -> Result<Vec<Appended>, LogError> {
+        self.fits(batch.largest)?;
+        let batch = batch.events;
         if let Some((id, other)) = batch.iter().find_map(|e| {
             self.stored
                 .get(&e.id)

@@ -184,7 +184,7 @@ impl Columns {
 /// re-reads it, so the head is current), insert the events after the old head, and
 /// notify. The append time is taken after the row is locked, so it never goes
 /// backwards within a topic. Returns no row (writes nothing) when the topic does not
-/// exist. There is no id lookup here: a retried id makes the insert hit the unique
+/// exist or limits its events to fewer bytes than the largest of these (`$17`). There is no id lookup here: a retried id makes the insert hit the unique
 /// constraint, the statement fails whole, and the caller falls back to the
 /// step-by-step transaction that reports duplicates. (A lookup here also ran as a
 /// sequential scan for the first minute of a fresh database: the cached generic plan
@@ -192,7 +192,8 @@ impl Columns {
 const APPEND_IN_ONE_STATEMENT: &str = concat!(
     r#"
 WITH moved AS (
-    UPDATE topics SET head = head + $16 WHERE name = $1
+    UPDATE topics SET head = head + $16
+    WHERE name = $1 AND (max_event_bytes IS NULL OR max_event_bytes >= $17)
     RETURNING head - $16 AS head, clock_timestamp() AS now
 ), inserted AS (
     INSERT INTO events ("#,
@@ -217,16 +218,19 @@ FROM moved m
 impl Columns {
     /// Appends these events (ids unique among them, none stored yet) in one autocommit
     /// statement. Returns the head before the append and the append time, or `None`
-    /// when the topic does not exist yet; a stored id fails with a unique violation.
+    /// when the topic does not exist yet or its `max_event_bytes` is below
+    /// `largest_bytes`; a stored id fails with a unique violation.
     pub async fn append_in_one_statement(
         self,
         pool: &sqlx::PgPool,
         topic: &str,
+        largest_bytes: usize,
     ) -> Result<Option<(i64, DateTime<Utc>)>, sqlx::Error> {
         let count = self.id.len() as i64;
         let row: Option<(i64, DateTime<Utc>, bool)> = self
             .bind(sqlx::query_as(APPEND_IN_ONE_STATEMENT), topic)
             .bind(count)
+            .bind(i64::try_from(largest_bytes).unwrap_or(i64::MAX))
             .fetch_optional(pool)
             .await?;
         Ok(row.map(|(head, now, _)| (head, now)))

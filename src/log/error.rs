@@ -42,6 +42,21 @@ pub enum LogError {
         /// The topic's first retained offset.
         first_offset: i64,
     },
+    /// An event is larger than its topic's `max_event_bytes`.
+    #[error(
+        "events[{index}]: {bytes} exceeds the limit of {limit} bytes of topic '{topic}' \
+         (its config's max_event_bytes)"
+    )]
+    EventTooLarge {
+        /// The topic.
+        topic: String,
+        /// The event's index in its request.
+        index: usize,
+        /// Its encoded size.
+        bytes: usize,
+        /// The topic's limit.
+        limit: u32,
+    },
     /// An event id is already stored in another topic (ids are unique across topics).
     #[error("event id {id} is already stored in topic '{other_topic}'")]
     IdInOtherTopic {

@@ -35,7 +35,7 @@ pub use read::{Page, PageRequest};
 pub use rewinds::{ExclusiveNack, HeldBy, Redelivering};
 pub use settings::{ConsumerSettings, DeliveryMode, SettingsPatch, Updated};
 pub use topics::{TopicConfig, TopicPatch, TopicPolicy, TopicRemoved};
-pub use types::{Appended, Event, Payload, Record, TopicInfo};
+pub use types::{Appended, Event, Largest, Payload, Record, TopicInfo};
 
 use std::sync::Arc;
 

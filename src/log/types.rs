@@ -28,6 +28,16 @@ pub struct Event {
     pub payload: Payload,
 }
 
+/// The largest event of a Publish request, by its encoded size on the wire: checked
+/// against the topic's `max_event_bytes` while the topic row is locked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Largest {
+    /// Its index in the request.
+    pub index: usize,
+    /// Its encoded size in bytes.
+    pub bytes: usize,
+}
+
 /// An event payload, stored in the column that keeps it queryable.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {

@@ -8,11 +8,15 @@ use uuid::Uuid;
 use super::{payload, request_size, short, timestamp, too_large, topic};
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::log::Event;
+use crate::log::{Event, Largest};
 use crate::proto::pulsebus::v1 as pb;
 
-/// Validates a whole Publish request and converts its events.
-pub fn publish(req: pb::PublishRequest, limits: &Limits) -> Result<(String, Vec<Event>), ApiError> {
+/// A validated Publish request: its topic, its events and the largest of them.
+pub type Validated = (String, Vec<Event>, Largest);
+
+/// Validates a whole Publish request and converts its events; the largest event's
+/// encoded size is kept for the topic's own limit, checked when the topic is locked.
+pub fn publish(req: pb::PublishRequest, limits: &Limits) -> Result<Validated, ApiError> {
     request_size(&req, limits)?;
     topic("topic", &req.topic)?;
     if req.events.is_empty() {
@@ -31,14 +35,17 @@ pub fn publish(req: pb::PublishRequest, limits: &Limits) -> Result<(String, Vec<
             "max-batch-events",
         ));
     }
-    let events = req
-        .events
-        .into_iter()
-        .enumerate()
-        .map(|(i, e)| event(i, e, limits))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut largest = Largest::default();
+    let mut events = Vec::with_capacity(req.events.len());
+    for (i, e) in req.events.into_iter().enumerate() {
+        let bytes = e.encoded_len();
+        if bytes > largest.bytes {
+            largest = Largest { index: i, bytes };
+        }
+        events.push(event(i, e, limits)?);
+    }
     no_repeated_ids(&events)?;
-    Ok((req.topic, events))
+    Ok((req.topic, events, largest))
 }
 
 fn no_repeated_ids(events: &[Event]) -> Result<(), ApiError> {

@@ -2,6 +2,7 @@
 //! created on first use or refused (`--auto-create-topics`).
 
 mod delete;
+mod event_size;
 mod removed_records;
 
 use crate::helpers::*;

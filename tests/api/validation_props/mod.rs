@@ -19,7 +19,7 @@ use proptest::prelude::*;
 use pulsebus::config::Limits;
 use pulsebus::error::ApiError;
 use pulsebus::grpc::validate;
-use pulsebus::log::{Event, Payload};
+use pulsebus::log::{Event, Largest, Payload};
 use pulsebus::proto::pulsebus::v1 as pb;
 use std::collections::{HashMap, HashSet};
 use tonic::{Code, Status};
@@ -96,12 +96,16 @@ fn check<T>(
     }
 }
 
-/// An accepted Publish keeps every field, fills in the defaults, and has unique ids.
+/// An accepted Publish keeps every field, fills in the defaults, has unique ids, and
+/// names its largest event by encoded size.
 fn check_converted(
     req: &pb::PublishRequest,
-    (topic, events): (String, Vec<Event>),
+    (topic, events, largest): (String, Vec<Event>, Largest),
 ) -> Result<(), TestCaseError> {
     prop_assert_eq!(&topic, &req.topic);
+    let sizes: Vec<usize> = req.events.iter().map(prost::Message::encoded_len).collect();
+    prop_assert_eq!(largest.bytes, sizes.iter().copied().max().unwrap_or(0));
+    prop_assert_eq!(sizes[largest.index], largest.bytes);
     prop_assert_eq!(events.len(), req.events.len());
     let mut ids = HashSet::new();
     for (got, sent) in events.iter().zip(&req.events) {
