@@ -16,6 +16,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 : "${EVENTS:=1000000}" "${PUBLISHERS:=8}" "${SECONDS_EACH:=20}" "${PORT:=50561}"
+# SERVE_ARGS: more `pulsebus serve` flags, e.g. "--retention-batch-events 2000"
+: "${SERVE_ARGS:=}"
 # BUILD: target/release (default) or target/debug
 : "${BUILD:=$root/target/release}"
 db=retention_p99
@@ -24,7 +26,7 @@ psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 url="postgres://$PGUSER@localhost/$db?host=$PGHOST&port=$PGPORT"
 log=$(mktemp /tmp/retention-p99.XXXXXX.log)
 "$BUILD/pulsebus" serve --database-url "$url" --listen "127.0.0.1:$PORT" \
-  --retention-interval 1s --log-format json > "$log" 2>&1 &
+  --retention-interval 1s --log-format json $SERVE_ARGS > "$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
 until (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; do sleep 0.2; done

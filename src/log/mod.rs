@@ -77,7 +77,7 @@ pub struct EventLog {
     pool: PgPool,
     sink: Arc<dyn CommitSink>,
     policy: TopicPolicy,
-    appends: Arc<Grouper<String, AppendJob>>,
+    appends: Arc<Grouper<(), AppendJob>>,
     renewals: Arc<Grouper<(), renewals::RenewJob>>,
     metrics: Metrics,
 }
@@ -104,7 +104,7 @@ impl EventLog {
             policy,
             metrics: metrics.clone(),
         };
-        let flush = move |topic, jobs| writer.clone().flush(topic, jobs);
+        let flush = move |(), jobs| writer.clone().flush(jobs);
         let appends = Grouper::new(flush, AppendJob::weight, MAX_GROUP_EVENTS, tasks.tracker());
         let renewal_pool = pool.clone();
         let renewals = Grouper::new(

@@ -14,6 +14,7 @@ mod error_details;
 mod faults;
 mod first_run;
 mod flow_control;
+mod group_commit;
 mod idempotency;
 mod limits;
 mod metrics;
