@@ -6,6 +6,7 @@ mod helpers;
 
 mod auth;
 mod binary;
+mod catchup_sharing;
 mod cli;
 mod client;
 mod consumers;

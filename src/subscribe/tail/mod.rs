@@ -3,13 +3,18 @@
 //! here ([`CommitSink`]); this keeps the heads (to wake streams) and the window of
 //! recent records (each shared by every stream that sends it, and encoded once).
 //! Commits of other replicas arrive as heads only (through NOTIFY, and the periodic
-//! refresh); their records are read from PostgreSQL.
+//! refresh); their records are read from PostgreSQL, and subscribers behind the window
+//! share those reads ([`catchup`]).
 
+mod catchup;
 mod heads;
 mod refresh;
 mod shared;
+#[cfg(test)]
+mod test_records;
 mod window;
 
+pub use catchup::{Catchup, DEFAULT_CACHE_BYTES, RUN_BYTES, RUN_RECORDS, Run};
 pub use heads::{DELETED, HeadWatch, Heads};
 pub use shared::SharedRecord;
 pub use window::{
@@ -28,6 +33,7 @@ use crate::tasks::Tasks;
 pub struct Tail {
     heads: Heads,
     window: Window,
+    catchup: Catchup,
     refresh: Notify,
 }
 
@@ -43,9 +49,16 @@ impl Tail {
 
     /// A tail keeping recent records in `window`.
     pub fn with_window(window: Window) -> Arc<Self> {
+        Self::with(window, Catchup::new(DEFAULT_CACHE_BYTES))
+    }
+
+    /// A tail keeping recent records in `window` and shared catch-up reads in
+    /// `catchup`.
+    pub fn with(window: Window, catchup: Catchup) -> Arc<Self> {
         Arc::new(Self {
             heads: Heads::default(),
             window,
+            catchup,
             refresh: Notify::new(),
         })
     }
@@ -60,11 +73,15 @@ impl Tail {
         &self.heads
     }
 
-    /// One page of `req`: from the window when it holds `req.from`, else from
-    /// PostgreSQL.
+    /// One page of `req`: from the window when it holds `req.from`, else from a
+    /// shared catch-up read, else from PostgreSQL on its own.
     pub async fn page(&self, log: &EventLog, req: &PageRequest<'_>) -> Result<Page, LogError> {
         if let Some(page) = self.window.read(req) {
             return Ok(page);
+        }
+        let shared = |start, to| read_run(log, req.topic, start, to);
+        if let Some(page) = self.catchup.page(req, shared).await {
+            return page;
         }
         let stored = log.page(req).await?;
         Ok(Page {
@@ -77,6 +94,7 @@ impl Tail {
     /// `topic_gone`): memory forgets them (see [`Window::remove_through`]).
     pub fn removed(&self, topic: &str, through: i64, topic_gone: bool) {
         self.window.remove_through(topic, through, topic_gone);
+        self.catchup.removed(topic);
         if topic_gone {
             self.heads.deleted(topic);
         }
@@ -87,6 +105,7 @@ impl Tail {
     /// heads.
     pub fn resync(&self) {
         self.window.clear();
+        self.catchup.clear();
         self.refresh_now();
     }
 
@@ -100,6 +119,23 @@ impl Tail {
     pub fn spawn_refresher(self: &Arc<Self>, log: EventLog, every: Duration, tasks: &Tasks) {
         tasks.spawn(refresh::run(Arc::clone(self), log, every, tasks.token()));
     }
+}
+
+/// Reads the aligned run from `start` (up to `to` and the end of the run's alignment)
+/// from PostgreSQL, for every subscriber passing through it.
+async fn read_run(log: &EventLog, topic: &str, start: i64, to: i64) -> Result<Run, LogError> {
+    let room = RUN_RECORDS - (start - 1).rem_euclid(RUN_RECORDS);
+    let req = PageRequest {
+        topic,
+        from: start,
+        to: to.min(start + room - 1),
+        types: &[],
+        limit: room,
+        max_bytes: RUN_BYTES,
+    };
+    let page = log.page(&req).await?;
+    let records = page.records.into_iter().map(SharedRecord::new).collect();
+    Ok(Run::new(start, page.scanned_to, records))
 }
 
 impl CommitSink for Tail {

@@ -294,32 +294,8 @@ impl Window {
 
 #[cfg(test)]
 mod tests {
-    use chrono::Utc;
-    use uuid::Uuid;
-
     use super::*;
-    use crate::log::{Event, Payload};
-
-    fn record(topic: &str, offset: i64) -> Record {
-        Record {
-            topic: topic.into(),
-            offset,
-            appended_at: Utc::now(),
-            event: Event {
-                id: Uuid::now_v7(),
-                event_type: "t".into(),
-                source: String::new(),
-                subject: String::new(),
-                time: Some(Utc::now()),
-                correlation_id: String::new(),
-                causation_id: String::new(),
-                schema_version: 1,
-                attributes: serde_json::Map::new(),
-                content_type: String::new(),
-                payload: Payload::Binary(vec![0; 1000]),
-            },
-        }
-    }
+    use crate::subscribe::tail::test_records::record;
 
     fn size() -> usize {
         footprint(&record("a", 1))
