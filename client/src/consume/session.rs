@@ -18,7 +18,7 @@ use super::{ConsumerOptions, State};
 use crate::connect::Client;
 use crate::error::{ClientError, is_resumable};
 use crate::proto::pulsebus::v1::{
-    SubscribeRequest, SubscribeResponse, subscribe_response::Message as Sent,
+    Record, SubscribeRequest, SubscribeResponse, subscribe_response::Message as Sent,
 };
 
 /// What the engine shares with the consumer handle.
@@ -88,6 +88,7 @@ impl Engine {
             types: o.types.clone(),
             max_in_flight: o.max_in_flight,
             config: o.config.clone(),
+            batch_records: o.batch_records,
         }
     }
 
@@ -130,13 +131,15 @@ impl Engine {
             };
             match message {
                 Sent::Record(record) => {
-                    if !self.held.take((record.offset, epoch)) {
-                        continue; // a redelivery of one in hand: that one settles it
-                    }
-                    let message =
-                        Message::new(record, epoch, self.commands.clone(), self.held.clone());
-                    if !self.hand_out(message).await {
+                    if !self.deliver(record, epoch).await {
                         return Ended::Stop(None);
+                    }
+                }
+                Sent::Batch(batch) => {
+                    for record in batch.records {
+                        if !self.deliver(record, epoch).await {
+                            return Ended::Stop(None);
+                        }
                     }
                 }
                 Sent::Attached(a) => {
@@ -154,6 +157,16 @@ impl Engine {
                 Sent::CaughtUp(_) | Sent::Heartbeat(_) => {}
             }
         }
+    }
+
+    /// Hands `record` out, unless it is a redelivery of one in hand (that one settles
+    /// it). False when the consumer is gone.
+    async fn deliver(&self, record: Record, epoch: Option<i64>) -> bool {
+        if !self.held.take((record.offset, epoch)) {
+            return true;
+        }
+        let message = Message::new(record, epoch, self.commands.clone(), self.held.clone());
+        self.hand_out(message).await
     }
 
     /// Gives the user a message, unless the consumer drains or is gone meanwhile.
