@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auth;
+mod batches;
 mod binary;
 mod cli;
 mod client;
