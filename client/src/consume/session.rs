@@ -79,23 +79,10 @@ impl Engine {
         self.state.send_replace(State::Closed);
     }
 
-    fn request(&self) -> SubscribeRequest {
-        let o = &self.options;
-        SubscribeRequest {
-            topic: o.topic.clone(),
-            consumer: o.consumer.clone(),
-            start: o.start,
-            types: o.types.clone(),
-            max_in_flight: o.max_in_flight,
-            config: o.config.clone(),
-            batch_records: o.batch_records,
-        }
-    }
-
     /// One stream, from opening it to its end.
     async fn session(&self) -> Ended {
         self.state.send_replace(State::Connecting);
-        let opened = self.client.stub().subscribe(self.request()).await;
+        let opened = self.client.stub().subscribe(request(&self.options)).await;
         let mut stream = match opened {
             Ok(response) => response.into_inner(),
             Err(status) => return ended_by(status, false),
@@ -188,6 +175,20 @@ impl Engine {
     }
 }
 
+/// The Subscribe request for `o`: batches of up to `o.batch_records` (the default asks
+/// for them), which [`Engine::deliver`] unpacks one record at a time.
+fn request(o: &ConsumerOptions) -> SubscribeRequest {
+    SubscribeRequest {
+        topic: o.topic.clone(),
+        consumer: o.consumer.clone(),
+        start: o.start,
+        types: o.types.clone(),
+        max_in_flight: o.max_in_flight,
+        config: o.config.clone(),
+        batch_records: o.batch_records,
+    }
+}
+
 fn ended_by(status: Status, attached: bool) -> Ended {
     if is_resumable(status.code()) {
         Ended::Reopen {
@@ -196,5 +197,20 @@ fn ended_by(status: Status, attached: bool) -> Ended {
         }
     } else {
         Ended::Stop(Some(status))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consume::DEFAULT_BATCH_RECORDS;
+
+    #[test]
+    fn consumers_ask_for_batches_by_default_and_zero_turns_them_off() {
+        let mut options = ConsumerOptions::new("t", "c");
+        assert_eq!(request(&options).batch_records, DEFAULT_BATCH_RECORDS);
+        const { assert!(DEFAULT_BATCH_RECORDS > 1) };
+        options.batch_records = 0;
+        assert_eq!(request(&options).batch_records, 0);
     }
 }
