@@ -76,22 +76,20 @@ impl Replay {
 
 /// The replays of a system: for pulsebus each `--catchup-batch-records` with the Rust
 /// client, then the same with `--catchup-python` when given; one for the others.
-fn replays(s: &Settings, kind: SystemKind) -> Vec<Replay> {
+fn replays(batches: &[u32], python: Option<&PathBuf>, kind: SystemKind) -> Vec<Replay> {
     if kind != SystemKind::Pulsebus {
         return vec![Replay {
             python: None,
             batch_records: 0,
         }];
     }
-    let pythons = std::iter::once(None).chain(s.catchup_python.clone().map(Some));
+    let pythons = std::iter::once(None).chain(python.cloned().map(Some));
     pythons
         .flat_map(|python| {
-            s.catchup_batch_records
-                .iter()
-                .map(move |&batch_records| Replay {
-                    python: python.clone(),
-                    batch_records,
-                })
+            batches.iter().map(move |&batch_records| Replay {
+                python: python.clone(),
+                batch_records,
+            })
         })
         .collect()
 }
@@ -201,7 +199,8 @@ pub async fn run(ctx: &mut Ctx) {
         };
         let events = ctx.settings.catchup_events;
         let loaded = limited_load(limit, ctx, i, &topic, events).await;
-        let replays = replays(&ctx.settings, kind);
+        let s = &ctx.settings;
+        let replays = replays(&s.catchup_batch_records, s.catchup_python.as_ref(), kind);
         let several = replays.len() > 1;
         for (n, how) in replays.iter().enumerate() {
             let row = match &loaded {
@@ -253,4 +252,31 @@ async fn limited_load(
     tokio::time::timeout(limit, run)
         .await
         .unwrap_or_else(|_| Err(anyhow::anyhow!("did not finish within {limit:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(batches: &[u32], python: bool, kind: SystemKind) -> Vec<String> {
+        let python = python.then(|| PathBuf::from("python3"));
+        let replays = replays(batches, python.as_ref(), kind);
+        let several = replays.len() > 1;
+        replays.iter().map(|r| r.label(kind, several)).collect()
+    }
+
+    #[test]
+    fn one_pulsebus_reader_keeps_the_plain_label_and_several_say_what_differs() {
+        assert_eq!(labels(&[256], false, SystemKind::Pulsebus), ["pulsebus"]);
+        assert_eq!(
+            labels(&[0, 256], true, SystemKind::Pulsebus),
+            [
+                "pulsebus-batch0",
+                "pulsebus-batch256",
+                "pulsebus-python-batch0",
+                "pulsebus-python-batch256"
+            ]
+        );
+        assert_eq!(labels(&[0, 256], true, SystemKind::Postgres), ["postgres"]);
+    }
 }
