@@ -11,8 +11,9 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 1000;
 pub const MAX_IN_FLIGHT: usize = 100_000;
 
 /// Largest `batch_records` accepted. A batch is built in memory before it is sent;
-/// this caps that list (its bytes are capped apart, see `grpc::batching`), and is far
-/// above what helps: the channel a batch drains holds a few dozen records at a time.
+/// this caps that list (its bytes are capped apart, see `grpc::batching`). It is far
+/// above what helps: a batch drains the subscription's channel, which holds 16 records
+/// (plus what arrives while it is drained), so real batches stay small.
 pub const MAX_BATCH_RECORDS: u32 = 10_000;
 
 /// Validates `SubscribeRequest.batch_records`: most records per batch, 0 for none.
