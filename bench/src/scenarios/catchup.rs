@@ -127,8 +127,10 @@ async fn replay(ctx: &Ctx, index: usize, topic: &Topic, how: &Replay, n: usize) 
     };
     let mut row = meter.finish(system, outcome);
     if let Some(cpu) = client_cpu {
-        // The reader is another process: its CPU is the client's.
+        // The reader is another process: its CPU (while it replayed) is the client's,
+        // not the machine's "other" (its start-up and stub generation stay there).
         row.bench_cpu_s = Some(row.bench_cpu_s.unwrap_or(0.0) + cpu);
+        row.other_cpu_s = row.other_cpu_s.map(|other| (other - cpu).max(0.0));
     }
     Ok(row)
 }
