@@ -12,6 +12,7 @@
 //! - [`grpc`]: the EventBus service, one small function per RPC; `validate/` turns
 //!   requests into domain types (publish, subscribe and read side by side, payloads of
 //!   known protobuf types decoded), `wire.rs` is Subscribe's shared-encoding codec,
+//!   `batching.rs` sends the records already waiting as one batch (`batch_records`),
 //!   `paging.rs` the List RPCs' page tokens, `convert.rs` the replies.
 //! - [`error`]: every layer's errors mapped to a `tonic::Status` (with google.rpc
 //!   details) in one place.

@@ -115,6 +115,18 @@ struct Cli {
     #[arg(long)]
     catchup_nats_sync: bool,
 
+    /// catchup: pulsebus replays with batches of up to this many records
+    /// (`SubscribeRequest.batch_records`), one replay (a row) each; 0 is one record
+    /// per message. `--catchup-batch-records 0,256` compares them.
+    #[arg(long, value_delimiter = ',', default_values_t = [256])]
+    catchup_batch_records: Vec<u32>,
+
+    /// catchup: also replay pulsebus with a Python grpcio reader (bench/python/
+    /// catchup.py) run by this interpreter, once per --catchup-batch-records; it needs
+    /// grpcio and grpcio-tools (`.venv/bin/python` after scripts/test has them).
+    #[arg(long)]
+    catchup_python: Option<PathBuf>,
+
     /// catchup: ack every this many events.
     #[arg(long, default_value_t = 1000)]
     ack_every: u64,
@@ -231,6 +243,8 @@ impl Cli {
             pg_fanout_max: self.pg_fanout_max,
             catchup_events: self.catchup_events.max(1),
             catchup_nats_sync: self.catchup_nats_sync,
+            catchup_batch_records: self.catchup_batch_records.clone(),
+            catchup_python: self.catchup_python.clone(),
             ack_every: self.ack_every.max(1),
             load_batch: self.load_batch.max(1),
             mixed_topics: self.mixed_topics.max(1),

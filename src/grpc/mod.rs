@@ -2,6 +2,7 @@
 //! checks the caller may touch the topic, calls the log or the subscription engine,
 //! and converts the reply. No SQL here.
 
+mod batching;
 mod convert;
 mod observe;
 pub mod paging;
@@ -86,16 +87,16 @@ impl EventBusService {
         peer: Option<SocketAddr>,
     ) -> Result<SubscribeStream, ApiError> {
         validate::request_size(&req, &self.limits)?;
+        let batch_records = validate::batch_records(req.batch_records)?;
         let params = validate::subscribe(req)?;
         who.check(Action::Subscribe, &params.topic)?;
         let (topic, consumer) = (params.topic.clone(), params.consumer.clone());
         let items = ReceiverStream::new(self.engine.subscribe(params, peer).await?);
         let items = observe::subscription(&self.metrics, &topic, consumer.as_deref(), items);
-        let stream = items.map(|item| {
-            item.map(wire::Encoded::from)
-                .map_err(|e| Status::from(ApiError::from(e)))
-        });
-        Ok(Box::pin(stream))
+        Ok(match batch_records {
+            0 => Box::pin(items.map(batching::encoded)),
+            max => Box::pin(batching::Batches::new(items, max)),
+        })
     }
 
     async fn ack(&self, who: Who, req: pb::AckRequest) -> Result<pb::AckResponse, ApiError> {

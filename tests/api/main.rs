@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auth;
+mod batches;
 mod binary;
 mod catchup_sharing;
 mod cli;

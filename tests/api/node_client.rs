@@ -116,6 +116,18 @@ async fn node_acking_iterated_messages_moves_the_committed_offset() {
     .await;
 }
 
+/// Consumers ask for batches by default and unpack them into single messages, in
+/// order; with batchRecords 0 no batch comes.
+#[tokio::test]
+async fn node_consumers_request_batches_and_unpack_them_in_order() {
+    let server = TestServer::start().await;
+    run_test_file(
+        "batches_are_requested_and_unpacked_in_order.test.mjs",
+        server,
+    )
+    .await;
+}
+
 /// An exclusive consumer resumes after a server restart with nothing lost, nothing
 /// skipped and nothing handed out twice, in order.
 #[tokio::test]

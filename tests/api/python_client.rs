@@ -224,3 +224,9 @@ async fn acks_are_batched_and_never_stall_the_stream() {
 async fn shutdown_without_draining_nacks_the_messages_in_hand() {
     passes("shutdown_without_draining_nacks_the_messages_in_hand").await;
 }
+
+/// Consumers ask for batches by default and hand records out one at a time, in order.
+#[tokio::test]
+async fn python_consumers_request_batches_and_unpack_them_in_order() {
+    passes("batches_are_requested_and_unpacked_in_order").await;
+}

@@ -1,17 +1,21 @@
 //! `catchup`: one durable consumer replays a topic of stored events from the start,
-//! acking as it goes. The events are loaded first, untimed, in big batches.
+//! acking as it goes. The events are loaded first, untimed, in big batches. pulsebus
+//! is replayed once per reader: the harness's Rust client with each
+//! `--catchup-batch-records`, then, with `--catchup-python`, a Python grpcio reader
+//! (`catchup_python`) with each; every replay is a new consumer of the same topic.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use futures::StreamExt;
 use tokio::task::JoinSet;
 
-use super::{Ctx, Meter, Outcome, labelled, limited, spawn_acker};
+use super::{Ctx, Meter, Outcome, Settings, checked, failed_row, limited, record_row, spawn_acker};
 use crate::report::Row;
 use crate::scenarios::publish::{connect, reads};
 use crate::stats::{now_nanos, stamped};
-use crate::systems::{SystemKind, Topic};
+use crate::systems::{Acker, Deliveries, SystemKind, Target, Topic};
 
 /// Publishers used to load the topic.
 const LOADERS: usize = 4;
@@ -43,20 +47,102 @@ pub async fn load(ctx: &Ctx, index: usize, topic: &Topic, events: u64) -> Result
     Ok(started.elapsed())
 }
 
-async fn one(ctx: &mut Ctx, index: usize) -> Result<Row> {
-    let run = ctx.next_run();
-    let topic = Topic {
-        run: run.clone(),
-        name: "t".to_owned(),
-    };
-    let s = ctx.settings.clone();
+/// Who replays the topic, and in batches of how many records (pulsebus only; the
+/// other systems have one reader, the harness's Rust client).
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// The Python interpreter running `bench/python/catchup.py`, or None: the
+    /// harness's Rust (tonic) client.
+    pub python: Option<PathBuf>,
+    /// `SubscribeRequest.batch_records` (0: one record per message).
+    pub batch_records: u32,
+}
+
+impl Replay {
+    /// The row's system label: `pulsebus` alone when there is one pulsebus reader, else
+    /// `pulsebus-` and what differs (`pulsebus-batch256`, `pulsebus-python-batch0`),
+    /// so the ratio columns compare each with the same baselines.
+    fn label(&self, kind: SystemKind, several: bool) -> String {
+        let mut label = kind.label().to_owned();
+        if self.python.is_some() {
+            label.push_str("-python");
+        }
+        if several {
+            label.push_str(&format!("-batch{}", self.batch_records));
+        }
+        label
+    }
+}
+
+/// The replays of a system: for pulsebus each `--catchup-batch-records` with the Rust
+/// client, then the same with `--catchup-python` when given; one for the others.
+fn replays(batches: &[u32], python: Option<&PathBuf>, kind: SystemKind) -> Vec<Replay> {
+    if kind != SystemKind::Pulsebus {
+        return vec![Replay {
+            python: None,
+            batch_records: 0,
+        }];
+    }
+    let pythons = std::iter::once(None).chain(python.cloned().map(Some));
+    pythons
+        .flat_map(|python| {
+            batches.iter().map(move |&batch_records| Replay {
+                python: python.clone(),
+                batch_records,
+            })
+        })
+        .collect()
+}
+
+/// One replay of the loaded `topic` by a new consumer, metered.
+async fn replay(ctx: &Ctx, index: usize, topic: &Topic, how: &Replay, n: usize) -> Result<Row> {
+    let s = &ctx.settings;
     let system = &ctx.env.systems[index];
-    system.prepare(&run, std::slice::from_ref(&topic)).await?;
-    let loaded_in = load(ctx, index, &topic, s.catchup_events).await?;
-    let meter = Meter::start(ctx, system).await;
-    let start = Instant::now();
+    let consumer = format!("catchup{n}");
     let max_in_flight = (4 * s.ack_every).min(100_000) as u32;
-    let (mut stream, acker) = system.durable(&topic, "catchup", max_in_flight).await?;
+    let meter = Meter::start(ctx, system).await;
+    let (outcome, client_cpu) = match (&how.python, &system.target) {
+        (Some(python), Target::Pulsebus { addr }) => {
+            let run = super::catchup_python::Run {
+                python,
+                addr,
+                topic,
+                consumer: &consumer,
+                events: s.catchup_events,
+                ack_every: s.ack_every,
+                max_in_flight,
+                batch_records: how.batch_records,
+            };
+            let replayed = run.replay().await?;
+            (replayed.outcome(), Some(replayed.cpu_seconds))
+        }
+        (Some(_), _) => bail!("the Python reader reads pulsebus only"),
+        (None, _) => {
+            let start = Instant::now();
+            let (stream, acker) = system
+                .durable(topic, &consumer, max_in_flight, how.batch_records)
+                .await?;
+            (rust_replay(s, start, stream, acker).await?, None)
+        }
+    };
+    let mut row = meter.finish(system, outcome);
+    if let Some(cpu) = client_cpu {
+        // The reader is another process: its CPU (while it replayed) is the client's,
+        // not the machine's "other" (its start-up and stub generation stay there).
+        row.bench_cpu_s = Some(row.bench_cpu_s.unwrap_or(0.0) + cpu);
+        row.other_cpu_s = row.other_cpu_s.map(|other| (other - cpu).max(0.0));
+    }
+    Ok(row)
+}
+
+/// Replays with the harness's own client (subscribed at `start`): takes every record,
+/// acks every `--ack-every`.
+async fn rust_replay(
+    s: &Settings,
+    start: Instant,
+    mut stream: Deliveries,
+    acker: Acker,
+) -> Result<Outcome> {
     let (ack_tx, ack_task) = spawn_acker(acker);
     let mut got = 0u64;
     while got < s.catchup_events {
@@ -76,23 +162,17 @@ async fn one(ctx: &mut Ctx, index: usize) -> Result<Row> {
     drop(ack_tx);
     let (acks, _acker) = ack_task.await?;
     let acks = acks?;
-    let outcome = Outcome {
+    drop(stream);
+    Ok(Outcome {
         events: got,
         elapsed,
-        note: format!(
-            "{got} events replayed, {acks} acks; loaded untimed in {:.1} s ({:.0}/s)",
-            loaded_in.as_secs_f64(),
-            s.catchup_events as f64 / loaded_in.as_secs_f64()
-        ),
+        note: format!("{got} events replayed, {acks} acks"),
         ..Default::default()
-    };
-    let row = meter.finish(system, outcome);
-    drop((stream, _acker));
-    system.finish(&run).await?;
-    Ok(row)
+    })
 }
 
-/// `catchup`: replay `--catchup-events` (default 1,000,000) stored events.
+/// `catchup`: replay `--catchup-events` (default 1,000,000) stored events, loaded once
+/// per system and replayed by each of its readers (a new consumer each).
 pub async fn run(ctx: &mut Ctx) {
     let variant = format!("{} events", ctx.settings.catchup_events);
     let limit = Duration::from_secs(600);
@@ -114,7 +194,91 @@ pub async fn run(ctx: &mut Ctx) {
             });
             continue;
         }
-        let row = limited(limit, one(ctx, i)).await;
-        labelled(ctx, i, "catchup", &variant, row).await;
+        let run = ctx.next_run();
+        let topic = Topic {
+            run: run.clone(),
+            name: "t".to_owned(),
+        };
+        let events = ctx.settings.catchup_events;
+        let loaded = limited_load(limit, ctx, i, &topic, events).await;
+        let s = &ctx.settings;
+        let replays = replays(&s.catchup_batch_records, s.catchup_python.as_ref(), kind);
+        let several = replays.len() > 1;
+        for (n, how) in replays.iter().enumerate() {
+            let row = match &loaded {
+                Ok(loaded_in) => {
+                    limited(limit, replay(ctx, i, &topic, how, n))
+                        .await
+                        .map(|mut row| {
+                            let rate = events as f64 / loaded_in.as_secs_f64();
+                            row.note.push_str(&format!(
+                                "; loaded untimed in {:.1} s ({rate:.0}/s)",
+                                loaded_in.as_secs_f64()
+                            ));
+                            row
+                        })
+                }
+                Err(e) => Err(anyhow::anyhow!("loading: {e:#}")),
+            };
+            let system = &ctx.env.systems[i];
+            let mut row = row.unwrap_or_else(|e| failed_row(system, &e));
+            (row.scenario, row.variant) = ("catchup".to_owned(), variant.clone());
+            row.system = how.label(kind, several);
+            checked(ctx, i, &mut row);
+            record_row(ctx, row);
+        }
+        if let Err(e) = ctx.env.systems[i].finish(&run).await {
+            eprintln!(
+                "pulsebus-bench: catchup: cleaning up {}: {e:#}",
+                kind.label()
+            );
+        }
+    }
+}
+
+/// Prepares the system and loads the topic, within `limit`.
+async fn limited_load(
+    limit: Duration,
+    ctx: &Ctx,
+    index: usize,
+    topic: &Topic,
+    events: u64,
+) -> Result<Duration> {
+    let run = async {
+        let system = &ctx.env.systems[index];
+        system
+            .prepare(&topic.run, std::slice::from_ref(topic))
+            .await?;
+        load(ctx, index, topic, events).await
+    };
+    tokio::time::timeout(limit, run)
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("did not finish within {limit:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(batches: &[u32], python: bool, kind: SystemKind) -> Vec<String> {
+        let python = python.then(|| PathBuf::from("python3"));
+        let replays = replays(batches, python.as_ref(), kind);
+        let several = replays.len() > 1;
+        replays.iter().map(|r| r.label(kind, several)).collect()
+    }
+
+    #[test]
+    fn one_pulsebus_reader_keeps_the_plain_label_and_several_say_what_differs() {
+        assert_eq!(labels(&[256], false, SystemKind::Pulsebus), ["pulsebus"]);
+        assert_eq!(
+            labels(&[0, 256], true, SystemKind::Pulsebus),
+            [
+                "pulsebus-batch0",
+                "pulsebus-batch256",
+                "pulsebus-python-batch0",
+                "pulsebus-python-batch256"
+            ]
+        );
+        assert_eq!(labels(&[0, 256], true, SystemKind::Postgres), ["postgres"]);
     }
 }

@@ -32,7 +32,7 @@ async fn one(ctx: &mut Ctx, index: usize, duration: Duration) -> Result<Row> {
     let mut targets = Vec::with_capacity(consumers);
     for c in 0..consumers {
         let topic = &topics[c % topics.len()];
-        let (stream, acker) = system.durable(topic, &format!("c{c}"), 1000).await?;
+        let (stream, acker) = system.durable(topic, &format!("c{c}"), 1000, 0).await?;
         let (target_tx, target_rx) = watch::channel::<Target>(None);
         targets.push(target_tx);
         spawn_counter(

@@ -2,6 +2,7 @@
 //! closed-loop publishers, and counting subscribers.
 
 pub mod catchup;
+mod catchup_python;
 pub mod fanout;
 pub mod mixed;
 pub mod publish;
@@ -36,6 +37,10 @@ pub struct Settings {
     pub pg_fanout_max: usize,
     pub catchup_events: u64,
     pub catchup_nats_sync: bool,
+    /// pulsebus catch-up readers ask for batches of these sizes (a replay each).
+    pub catchup_batch_records: Vec<u32>,
+    /// Also replay pulsebus with the Python grpcio reader, run by this interpreter.
+    pub catchup_python: Option<std::path::PathBuf>,
     pub ack_every: u64,
     pub load_batch: usize,
     pub mixed_topics: usize,

@@ -250,15 +250,20 @@ impl System {
     }
 
     /// A durable consumer `name` of `topic` from the beginning, with at most
-    /// `max_in_flight` unacknowledged records where the system has such a limit.
+    /// `max_in_flight` unacknowledged records where the system has such a limit, and
+    /// records in batches of up to `batch_records` where it has them (pulsebus; 0:
+    /// one record per message).
     pub async fn durable(
         &self,
         topic: &Topic,
         name: &str,
         max_in_flight: u32,
+        batch_records: u32,
     ) -> Result<(Deliveries, Acker)> {
         match &self.target {
-            Target::Pulsebus { addr } => pulsebus::durable(addr, topic, name, max_in_flight).await,
+            Target::Pulsebus { addr } => {
+                pulsebus::durable(addr, topic, name, max_in_flight, batch_records).await
+            }
             Target::Postgres { url, .. } => postgres::durable(url, topic, name).await,
             Target::Nats { url } => nats::durable(url, topic, name, max_in_flight).await,
         }

@@ -77,24 +77,38 @@ async fn subscribe(addr: &str, req: pb::SubscribeRequest) -> Result<Deliveries> 
         .await
         .context("Subscribe")?
         .into_inner();
-    Ok(stream
-        .filter_map(|item| async move {
-            match item {
-                Ok(pb::SubscribeResponse {
-                    message: Some(pb::subscribe_response::Message::Record(r)),
-                }) => {
-                    let payload = match r.event.and_then(|e| e.data) {
-                        Some(pb::event::Data::BinaryData(b)) => Bytes::from(b),
-                        _ => Bytes::new(),
-                    };
-                    let token = AckToken::Offset(r.offset);
-                    Some(Ok(Delivery { payload, token }))
-                }
-                Ok(_) => None,
-                Err(status) => Some(Err(anyhow::Error::new(status).context("Subscribe stream"))),
-            }
-        })
-        .boxed())
+    Ok(stream.flat_map(deliveries).boxed())
+}
+
+/// The records of one stream message, one record or a batch, as deliveries in order
+/// (nothing for the other messages).
+fn deliveries(
+    item: Result<pb::SubscribeResponse, tonic::Status>,
+) -> impl futures::Stream<Item = Result<Delivery>> {
+    use futures::future::Either;
+    use futures::stream::iter;
+    use pb::subscribe_response::Message;
+    match item {
+        Ok(pb::SubscribeResponse {
+            message: Some(Message::Batch(b)),
+        }) => Either::Right(iter(b.records.into_iter().map(|r| Ok(delivery(r))))),
+        Ok(pb::SubscribeResponse {
+            message: Some(Message::Record(r)),
+        }) => Either::Left(iter(Some(Ok(delivery(r))))),
+        Ok(_) => Either::Left(iter(None)),
+        Err(status) => Either::Left(iter(Some(Err(
+            anyhow::Error::new(status).context("Subscribe stream")
+        )))),
+    }
+}
+
+fn delivery(r: pb::Record) -> Delivery {
+    let payload = match r.event.and_then(|e| e.data) {
+        Some(pb::event::Data::BinaryData(b)) => Bytes::from(b),
+        _ => Bytes::new(),
+    };
+    let token = AckToken::Offset(r.offset);
+    Delivery { payload, token }
 }
 
 pub async fn live(addr: &str, topic: &Topic) -> Result<Deliveries> {
@@ -111,16 +125,20 @@ pub async fn live(addr: &str, topic: &Topic) -> Result<Deliveries> {
     subscribe(addr, req).await
 }
 
+/// A durable consumer from the start; `batch_records` > 0 asks for batches (see
+/// `SubscribeRequest.batch_records`), which the stream flattens back into records.
 pub async fn durable(
     addr: &str,
     topic: &Topic,
     name: &str,
     max_in_flight: u32,
+    batch_records: u32,
 ) -> Result<(Deliveries, Acker)> {
     let req = pb::SubscribeRequest {
         topic: topic.flat(),
         consumer: name.to_owned(),
         max_in_flight,
+        batch_records,
         ..Default::default()
     };
     let stream = subscribe(addr, req).await?;

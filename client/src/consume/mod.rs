@@ -26,6 +26,11 @@ use crate::connect::Client;
 use crate::error::ClientError;
 use crate::proto::pulsebus::v1::{ConsumerConfig, DeliveryMode, StartPosition};
 
+/// Records per message a consumer asks for by default: it saves the per-message cost
+/// when the consumer is behind, and costs nothing live (the server never waits to fill
+/// a batch).
+pub const DEFAULT_BATCH_RECORDS: u32 = 256;
+
 /// What to consume and how.
 #[derive(Debug, Clone)]
 pub struct ConsumerOptions {
@@ -42,6 +47,10 @@ pub struct ConsumerOptions {
     pub types: Vec<String>,
     /// Most records delivered and not settled. Default 1000.
     pub max_in_flight: u32,
+    /// Most records the server may send in one message (`batch_records`); they are
+    /// still handed out one at a time, in order. 0: one record per message. Default
+    /// [`DEFAULT_BATCH_RECORDS`].
+    pub batch_records: u32,
     /// How long an ack waits to be sent with others. Default 5 ms.
     pub ack_linger: Duration,
     /// Most offsets in one Ack. Default 1000.
@@ -61,6 +70,7 @@ impl ConsumerOptions {
             start: None,
             types: Vec::new(),
             max_in_flight: 1000,
+            batch_records: DEFAULT_BATCH_RECORDS,
             ack_linger: Duration::from_millis(5),
             max_ack_batch: 1000,
             heartbeat_timeout: Duration::from_secs(15),

@@ -18,7 +18,7 @@ use super::{ConsumerOptions, State};
 use crate::connect::Client;
 use crate::error::{ClientError, is_resumable};
 use crate::proto::pulsebus::v1::{
-    SubscribeRequest, SubscribeResponse, subscribe_response::Message as Sent,
+    Record, SubscribeRequest, SubscribeResponse, subscribe_response::Message as Sent,
 };
 
 /// What the engine shares with the consumer handle.
@@ -79,22 +79,10 @@ impl Engine {
         self.state.send_replace(State::Closed);
     }
 
-    fn request(&self) -> SubscribeRequest {
-        let o = &self.options;
-        SubscribeRequest {
-            topic: o.topic.clone(),
-            consumer: o.consumer.clone(),
-            start: o.start,
-            types: o.types.clone(),
-            max_in_flight: o.max_in_flight,
-            config: o.config.clone(),
-        }
-    }
-
     /// One stream, from opening it to its end.
     async fn session(&self) -> Ended {
         self.state.send_replace(State::Connecting);
-        let opened = self.client.stub().subscribe(self.request()).await;
+        let opened = self.client.stub().subscribe(request(&self.options)).await;
         let mut stream = match opened {
             Ok(response) => response.into_inner(),
             Err(status) => return ended_by(status, false),
@@ -130,13 +118,15 @@ impl Engine {
             };
             match message {
                 Sent::Record(record) => {
-                    if !self.held.take((record.offset, epoch)) {
-                        continue; // a redelivery of one in hand: that one settles it
-                    }
-                    let message =
-                        Message::new(record, epoch, self.commands.clone(), self.held.clone());
-                    if !self.hand_out(message).await {
+                    if !self.deliver(record, epoch).await {
                         return Ended::Stop(None);
+                    }
+                }
+                Sent::Batch(batch) => {
+                    for record in batch.records {
+                        if !self.deliver(record, epoch).await {
+                            return Ended::Stop(None);
+                        }
                     }
                 }
                 Sent::Attached(a) => {
@@ -154,6 +144,16 @@ impl Engine {
                 Sent::CaughtUp(_) | Sent::Heartbeat(_) => {}
             }
         }
+    }
+
+    /// Hands `record` out, unless it is a redelivery of one in hand (that one settles
+    /// it). False when the consumer is gone.
+    async fn deliver(&self, record: Record, epoch: Option<i64>) -> bool {
+        if !self.held.take((record.offset, epoch)) {
+            return true;
+        }
+        let message = Message::new(record, epoch, self.commands.clone(), self.held.clone());
+        self.hand_out(message).await
     }
 
     /// Gives the user a message, unless the consumer drains or is gone meanwhile.
@@ -175,6 +175,20 @@ impl Engine {
     }
 }
 
+/// The Subscribe request for `o`: batches of up to `o.batch_records` (the default asks
+/// for them), which [`Engine::deliver`] unpacks one record at a time.
+fn request(o: &ConsumerOptions) -> SubscribeRequest {
+    SubscribeRequest {
+        topic: o.topic.clone(),
+        consumer: o.consumer.clone(),
+        start: o.start,
+        types: o.types.clone(),
+        max_in_flight: o.max_in_flight,
+        config: o.config.clone(),
+        batch_records: o.batch_records,
+    }
+}
+
 fn ended_by(status: Status, attached: bool) -> Ended {
     if is_resumable(status.code()) {
         Ended::Reopen {
@@ -183,5 +197,20 @@ fn ended_by(status: Status, attached: bool) -> Ended {
         }
     } else {
         Ended::Stop(Some(status))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consume::DEFAULT_BATCH_RECORDS;
+
+    #[test]
+    fn consumers_ask_for_batches_by_default_and_zero_turns_them_off() {
+        let mut options = ConsumerOptions::new("t", "c");
+        assert_eq!(request(&options).batch_records, DEFAULT_BATCH_RECORDS);
+        const { assert!(DEFAULT_BATCH_RECORDS > 1) };
+        options.batch_records = 0;
+        assert_eq!(request(&options).batch_records, 0);
     }
 }

@@ -15,7 +15,7 @@ import { Message, type Settlement, type SettleTarget } from "./message.js";
 import { AckBatcher } from "./acks.js";
 import { run, type Handler, type RunOptions } from "./run.js";
 
-export { duration, type ConsumerOptions, type ConsumerConfigOptions, type DeliveryModeName, type Start } from "./options.js";
+export { duration, DEFAULT_BATCH_RECORDS, type ConsumerOptions, type ConsumerConfigOptions, type DeliveryModeName, type Start } from "./options.js";
 
 export type ConsumerState = "idle" | "connecting" | "attached" | "standby" | "reconnecting" | "closing" | "closed" | "failed";
 
@@ -35,6 +35,8 @@ export class Consumer extends EventEmitter implements SettleTarget {
   state: ConsumerState = "idle";
   /** Records dropped as redelivered duplicates (exclusive mode, after a reconnect). */
   duplicatesDropped = 0;
+  /** Messages that carried a batch of records (`SubscribeResponse.batch`). */
+  batchesReceived = 0;
   /** Streams opened so far (1 + reconnects). */
   streams = 0;
 
@@ -270,6 +272,10 @@ export class Consumer extends EventEmitter implements SettleTarget {
     switch (m.message) {
       case "record":
         return this.onRecord(m.record!);
+      case "batch":
+        this.batchesReceived += 1;
+        for (const record of m.batch!.records) this.onRecord(record);
+        return;
       case "heartbeat":
         this.emit("heartbeat", m.heartbeat as Heartbeat__Output);
         return;

@@ -1,7 +1,7 @@
 // @edupulse/pulsebus: the Node.js client of pulsebus.
 export { connect, Client, jsonEvent, eduPulseEvent, type ConnectOptions, type EventInput, type EventMeta, type PublishResult, type CallOptions, type Pem } from "./client.js";
 export { Publisher, type PublisherOptions } from "./publisher.js";
-export { Consumer, duration, type ConsumerOptions, type ConsumerConfigOptions, type ConsumerState, type DeliveryModeName, type Start } from "./consumer.js";
+export { Consumer, duration, DEFAULT_BATCH_RECORDS, type ConsumerOptions, type ConsumerConfigOptions, type ConsumerState, type DeliveryModeName, type Start } from "./consumer.js";
 export { Message, type Settlement } from "./message.js";
 export { Retry, Fail, RetryResult, FailResult, type Handler, type RunOptions } from "./run.js";
 export { PulsebusError, codeName, isRetryable } from "./errors.js";

@@ -10,6 +10,23 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 1000;
 /// Largest `max_in_flight` accepted.
 pub const MAX_IN_FLIGHT: usize = 100_000;
 
+/// Largest `batch_records` accepted. A batch is built in memory before it is sent;
+/// this caps that list (its bytes are capped apart, see `grpc::batching`). It is far
+/// above what helps: a batch drains the subscription's channel, which holds 16 records
+/// (plus what arrives while it is drained), so real batches stay small.
+pub const MAX_BATCH_RECORDS: u32 = 10_000;
+
+/// Validates `SubscribeRequest.batch_records`: most records per batch, 0 for none.
+pub fn batch_records(n: u32) -> Result<usize, ApiError> {
+    match n {
+        n if n > MAX_BATCH_RECORDS => Err(ApiError::invalid(
+            "batch_records",
+            format!("{n} is above the maximum of {MAX_BATCH_RECORDS}"),
+        )),
+        n => Ok(n as usize),
+    }
+}
+
 /// A start position; unset means earliest.
 fn start(position: Option<pb::StartPosition>) -> Result<Start, ApiError> {
     use pb::start_position::Position;
@@ -129,6 +146,7 @@ mod tests {
             types: vec![],
             max_in_flight,
             config: None,
+            batch_records: 0,
         }
     }
 
@@ -171,6 +189,13 @@ mod tests {
             field(subscribe(sub("c", 0, Some(Position::Time(bad_time)))).unwrap_err()),
             "start.time"
         );
+    }
+
+    #[test]
+    fn batch_records_is_at_most_ten_thousand() {
+        assert_eq!(batch_records(0).unwrap(), 0);
+        assert_eq!(batch_records(10_000).unwrap(), 10_000);
+        assert_eq!(field(batch_records(10_001).unwrap_err()), "batch_records");
     }
 
     #[test]

@@ -137,3 +137,34 @@ async fn shutdown_settles_the_messages_in_hand_before_it_returns() {
     let info = consumer_info(&mut server.client().await, "t", "c").await;
     assert_eq!(info.committed_offset, 5);
 }
+
+/// With the default options (batches requested), 300 events stored before the consumer
+/// starts are handed out one message per record, offsets 1..=300 in order, as with
+/// batches turned off.
+#[tokio::test]
+async fn a_consumer_unpacks_batches_into_single_messages_in_order() {
+    let server = quick_server().await;
+    let client = client_of(&server);
+    for _ in 0..3 {
+        client.publish("t", json_events("e", 100)).await.unwrap();
+    }
+    for (name, batch_records) in [
+        ("batched", pc::consume::DEFAULT_BATCH_RECORDS),
+        ("plain", 0),
+    ] {
+        let mut options = pc::ConsumerOptions::new("t", name);
+        assert_eq!(options.batch_records, pc::consume::DEFAULT_BATCH_RECORDS);
+        options.batch_records = batch_records;
+        let mut consumer = client.consumer(options).unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..300 {
+            let message = next_message(&mut consumer).await;
+            seen.push(message.offset());
+            message.ack().await.unwrap();
+        }
+        assert_eq!(seen, (1..=300).collect::<Vec<i64>>(), "{name}");
+        consumer.shutdown(WAIT).await;
+        let info = consumer_info(&mut server.client().await, "t", name).await;
+        assert_eq!(info.committed_offset, 300, "{name}");
+    }
+}

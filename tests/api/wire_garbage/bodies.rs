@@ -44,6 +44,7 @@ pub fn valid_subscribe() -> Vec<u8> {
         types: vec!["lesson.published".into()],
         max_in_flight: 10,
         config: None,
+        batch_records: 0,
     }
     .encode_to_vec()
 }
