@@ -4,7 +4,7 @@
 //! recent records (each shared by every stream that sends it, and encoded once).
 //! Commits of other replicas arrive as heads only (through NOTIFY, and the periodic
 //! refresh); their records are read from PostgreSQL, and subscribers behind the window
-//! share those reads ([`catchup`]).
+//! share those reads ([`Catchup`]).
 
 mod catchup;
 mod heads;
