@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use crate::helpers::*;
+use pulsebus::proto::pulsebus::v1::{CreateTopicRequest, TopicConfig};
 use tokio::task::JoinSet;
 use tonic::Code;
 
@@ -145,4 +146,69 @@ async fn one_id_sent_to_two_topics_at_once_is_stored_once() {
     let a = read_all(&mut client, "grades-a").await.len();
     let b = read_all(&mut client, "grades-b").await.len();
     assert_eq!(a + b, 2 + 20);
+}
+
+/// One group can hold requests for a topic that does not exist yet, for a topic that
+/// refuses their size, and for an ordinary one: each is answered as if it came alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn new_topics_refused_events_and_ordinary_ones_in_one_group_each_get_their_own_answer() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    let essays = CreateTopicRequest {
+        name: "essays".into(),
+        config: Some(TopicConfig {
+            max_event_bytes: Some(300),
+            ..Default::default()
+        }),
+    };
+    client.clone().create_topic(essays).await.unwrap();
+    publish(
+        &mut client.clone(),
+        "grades",
+        vec![event("grade.opened", "{}")],
+    )
+    .await;
+
+    let big = format!("\"{}\"", "x".repeat(1000));
+    let mut clients = Vec::new();
+    for _ in 0..45 {
+        clients.push(server.client().await);
+    }
+    let calls = clients.into_iter().enumerate().map(|(i, mut client)| {
+        let (topic, json) = match i % 3 {
+            0 => ("essays".to_owned(), big.clone()),
+            1 => (format!("fresh-{}", i % 2), "{}".to_owned()),
+            _ => ("grades".to_owned(), "{}".to_owned()),
+        };
+        tokio::spawn(async move {
+            let request = PublishRequest {
+                topic: topic.clone(),
+                events: vec![event("x.happened", &json)],
+            };
+            (topic, client.publish(request).await)
+        })
+    });
+    for call in calls.collect::<Vec<_>>() {
+        match call.await.unwrap() {
+            (topic, Err(err)) if topic == "essays" => {
+                assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}")
+            }
+            (topic, Ok(_)) if topic != "essays" => {}
+            (topic, outcome) => panic!("a publish to {topic} answered {outcome:?}"),
+        }
+    }
+    let mut client = client;
+    for (topic, n) in [
+        ("essays", 0),
+        ("fresh-0", 7),
+        ("fresh-1", 8),
+        ("grades", 16),
+    ] {
+        let offsets: Vec<i64> = read_all(&mut client, topic)
+            .await
+            .iter()
+            .map(|r| r.offset)
+            .collect();
+        assert_eq!(offsets, (1..=n).collect::<Vec<_>>(), "{topic}");
+    }
 }

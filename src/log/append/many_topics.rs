@@ -1,19 +1,20 @@
-//! A group of requests for several topics, written in one transaction: the topic rows
-//! are locked in name order (so two replicas writing overlapping sets cannot
-//! deadlock), every new event of every topic goes in with one statement, and each
-//! topic's head moves and is announced. Topics that do not exist yet, and a group the
-//! transaction cannot write (a concurrent append stored one of its ids, a deadlock
-//! with a writer that locks differently), go through the one-topic path instead, one
-//! topic after another.
+//! A group of requests for several topics, written together: the topic rows are
+//! locked in name order (so two replicas writing overlapping sets cannot deadlock),
+//! every new event of every topic goes in with one statement, and each topic's head
+//! moves and is announced. The common case is one autocommit statement; when it
+//! cannot decide (an id stored already) a transaction looks the ids up first. Topics
+//! that do not exist yet or refuse an event, and a group the transaction cannot write
+//! (a concurrent append stored one of its ids, a deadlock with a writer that locks
+//! differently), go through the one-topic path instead, one topic after another.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 
-use super::plan::{Batch, Locked, Plan, StoredIds, find_ids};
+use super::plan::{Batch, Locked, Plan, StoredIds, Unique, find_ids};
 use super::{AppendJob, Writer, fail_all};
-use crate::log::columns::{Columns, Placed};
+use crate::log::columns::{Columns, Placed, Shares};
 use crate::log::{Appended, Event, LogError};
 
 /// The rows are sorted before they are locked (a locking clause applies after ORDER
@@ -34,6 +35,30 @@ struct Written<'a> {
 impl Writer {
     /// Writes the jobs of several topics (keyed, so in name order) and answers each.
     pub(super) async fn write_topics(&self, mut topics: BTreeMap<String, Vec<AppendJob>>) {
+        match self.try_one_statement_for(&topics).await {
+            Ok(written) => {
+                for (topic, outcomes) in written {
+                    let jobs = topics
+                        .remove(&topic)
+                        .expect("a written topic was asked for");
+                    for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                        job.answer(Ok(outcome));
+                    }
+                }
+                // Left: topics to create, or refusing an event: one by one.
+                for (topic, jobs) in topics {
+                    self.write_topic(&topic, jobs).await;
+                }
+                return;
+            }
+            Err(err @ LogError::Unavailable { .. }) => {
+                return fail_all(topics.into_values().flatten(), err);
+            }
+            // Nothing was written (an id stored already): the transaction decides.
+            Err(err) => {
+                tracing::debug!(error = %err, "a group of topics falls back to a transaction")
+            }
+        }
         match self.try_topics(&topics).await {
             Ok(written) => {
                 for (topic, outcomes) in written {
@@ -53,6 +78,40 @@ impl Writer {
         for (topic, jobs) in topics {
             self.write_topic(&topic, jobs).await;
         }
+    }
+
+    /// The common case in one round trip (see
+    /// `Columns::append_topics_in_one_statement`): returns the outcomes of the topics
+    /// it wrote; an error means it wrote nothing.
+    async fn try_one_statement_for(
+        &self,
+        topics: &BTreeMap<String, Vec<AppendJob>>,
+    ) -> Result<BTreeMap<String, Vec<Vec<Appended>>>, LogError> {
+        let batches: BTreeMap<&str, Vec<Batch>> = topics
+            .iter()
+            .map(|(topic, jobs)| (topic.as_str(), jobs.iter().map(Batch::of).collect()))
+            .collect();
+        let unique: BTreeMap<&str, Unique> =
+            batches.iter().map(|(t, b)| (*t, Unique::of(b))).collect();
+        let mut shares = Shares::default();
+        let mut events = Vec::new();
+        for (topic, u) in &unique {
+            shares.topic(topic, u.events.len(), Unique::largest(&batches[topic]));
+            events.extend(u.events.iter().copied());
+        }
+        let written = Columns::from_events(&events)
+            .append_topics_in_one_statement(&self.pool, shares)
+            .await
+            .map_err(|e| LogError::from_sqlx("appending events", e))?;
+        Ok(written
+            .into_iter()
+            .map(|(topic, head, now)| {
+                let u = &unique[topic.as_str()];
+                self.announce(&topic, head, now, &u.events);
+                let outcomes = u.outcomes(&batches[topic.as_str()], head, now);
+                (topic, outcomes)
+            })
+            .collect())
     }
 
     /// One transaction for every topic of `topics` that exists; returns each written

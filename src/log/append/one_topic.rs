@@ -1,17 +1,14 @@
 //! A group of requests for one topic: the common case in one autocommit statement,
 //! and a step-by-step transaction when that statement cannot decide.
 
-use std::collections::{HashMap, HashSet};
-
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
-use uuid::Uuid;
 
-use super::plan::{Batch, Locked, Plan, find_ids};
+use super::plan::{Batch, Locked, Plan, Unique, find_ids};
 use super::{AppendJob, Writer, fail_all};
 use crate::log::columns::Columns;
 use crate::log::error::is_id_conflict;
-use crate::log::{Appended, Event, LogError, TopicPolicy};
+use crate::log::{Appended, LogError, TopicPolicy};
 
 /// How often a lone append is retried when a concurrent append to another topic stored
 /// one of its ids first (the retry then reports that precisely).
@@ -65,37 +62,16 @@ impl Writer {
         topic: &str,
         batches: &[Batch<'_>],
     ) -> Result<Option<Vec<Vec<Appended>>>, LogError> {
-        let mut unique: Vec<&Event> = Vec::new();
-        let mut seen = HashSet::new();
-        for event in batches.iter().flat_map(|b| b.events.iter()) {
-            if seen.insert(event.id) {
-                unique.push(event);
-            }
-        }
-        let largest = batches.iter().map(|b| b.largest.bytes).max().unwrap_or(0);
-        let Some((head, now)) = Columns::from_events(&unique)
-            .append_in_one_statement(&self.pool, topic, largest)
+        let unique = Unique::of(batches);
+        let Some((head, now)) = Columns::from_events(&unique.events)
+            .append_in_one_statement(&self.pool, topic, Unique::largest(batches))
             .await
             .map_err(|e| LogError::from_sqlx("appending events", e))?
         else {
             return Ok(None);
         };
-        let offsets: HashMap<Uuid, i64> = unique.iter().map(|e| e.id).zip(head + 1..).collect();
-        let mut first = HashSet::new();
-        let outcomes = batches
-            .iter()
-            .map(|batch| {
-                let appended = |e: &Event| Appended {
-                    id: e.id,
-                    offset: offsets[&e.id],
-                    duplicate: !first.insert(e.id),
-                    appended_at: now,
-                };
-                batch.events.iter().map(appended).collect()
-            })
-            .collect();
-        self.announce(topic, head, now, &unique);
-        Ok(Some(outcomes))
+        self.announce(topic, head, now, &unique.events);
+        Ok(Some(unique.outcomes(batches, head, now)))
     }
 
     /// Writes one request on its own, retrying when a concurrent append to another

@@ -1,7 +1,7 @@
 //! Planning a group's offsets under the topic lock: which events are new, which are
 //! retries of stored ones, and which requests must fail alone.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -26,6 +26,53 @@ impl<'a> Batch<'a> {
             events: &job.events,
             largest: job.largest,
         }
+    }
+}
+
+/// A topic's requests as one statement writes them: each id once, at the offset of
+/// its first occurrence; later occurrences (a retry within the group) are duplicates.
+pub struct Unique<'a> {
+    pub events: Vec<&'a Event>,
+}
+
+impl<'a> Unique<'a> {
+    pub fn of(batches: &[Batch<'a>]) -> Self {
+        let mut seen = HashSet::new();
+        let events = batches
+            .iter()
+            .flat_map(|b| b.events.iter())
+            .filter(|e| seen.insert(e.id))
+            .collect();
+        Self { events }
+    }
+
+    /// The largest event of any request.
+    pub fn largest(batches: &[Batch<'_>]) -> usize {
+        batches.iter().map(|b| b.largest.bytes).max().unwrap_or(0)
+    }
+
+    /// Each request's outcomes once the events took offsets after `head` at `now`.
+    pub fn outcomes(
+        &self,
+        batches: &[Batch<'_>],
+        head: i64,
+        now: DateTime<Utc>,
+    ) -> Vec<Vec<Appended>> {
+        let offsets: HashMap<Uuid, i64> =
+            self.events.iter().map(|e| e.id).zip(head + 1..).collect();
+        let mut first = HashSet::new();
+        batches
+            .iter()
+            .map(|batch| {
+                let appended = |e: &Event| Appended {
+                    id: e.id,
+                    offset: offsets[&e.id],
+                    duplicate: !first.insert(e.id),
+                    appended_at: now,
+                };
+                batch.events.iter().map(appended).collect()
+            })
+            .collect()
     }
 }
 

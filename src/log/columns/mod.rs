@@ -1,5 +1,6 @@
 //! A batch of events as one array per column, inserted with a single `UNNEST`
-//! statement: one round trip however many events the batch holds.
+//! statement: one round trip however many events the batch holds. Appends of several
+//! topics at once are in `many_topics.rs`.
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgArguments;
@@ -72,64 +73,6 @@ SELECT (SELECT count(*) FROM inserted) AS inserted,
     r#" IS NULL AS notify
 "#
 );
-
-/// Inserts rows of several topics, each at the offset and with the append time
-/// planned for it (`$1`, `$16`, `$17`), and moves those topics' heads (`$18`, `$19`)
-/// and notifies, in one round trip of the caller's transaction (which holds the topic
-/// rows locked).
-const INSERT_PLACED: &str = concat!(
-    r#"
-WITH inserted AS (
-    INSERT INTO events ("#,
-    columns!(),
-    r#")
-    SELECT u.topic, u."offset", u.id, u.type, u.source, u.subject, COALESCE(u.time, u.now),
-           u.correlation_id, u.causation_id, u.schema_version, u.attributes,
-           u.content_type, u.data_json::json, u.data_text, u.data_bytes, u.data_type, u.now
-    FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-                $7::text[], $8::text[], $9::int4[], $10::jsonb[], $11::text[],
-                $12::text[], $13::text[], $14::bytea[], $15::text[],
-                $1::text[], $16::int8[], $17::timestamptz[])
-         AS u(id, type, source, subject, time, correlation_id, causation_id,
-              schema_version, attributes, content_type, data_json, data_text, data_bytes,
-              data_type, topic, "offset", now)
-    RETURNING 1
-), moved AS (
-    UPDATE topics t SET head = h.head
-    FROM UNNEST($18::text[], $19::int8[]) AS h(name, head) WHERE t.name = h.name
-)
-SELECT (SELECT count(*) FROM inserted) AS inserted,
-       (SELECT count(*) FROM UNNEST($18::text[], $19::int8[]) AS h(name, head)
-        WHERE "#,
-    notify_head!("h.name", "h.head"),
-    r#" IS NULL) AS notified
-"#
-);
-
-/// Where each row of a several-topic insert goes, and the heads it leaves.
-#[derive(Default)]
-pub struct Placed {
-    topic: Vec<String>,
-    offset: Vec<i64>,
-    now: Vec<DateTime<Utc>>,
-    head_topic: Vec<String>,
-    head: Vec<i64>,
-}
-
-impl Placed {
-    /// The next row goes to `topic` at `offset`, appended at `now`.
-    pub fn row(&mut self, topic: &str, offset: i64, now: DateTime<Utc>) {
-        self.topic.push(topic.to_owned());
-        self.offset.push(offset);
-        self.now.push(now);
-    }
-
-    /// `topic`'s head after the insert.
-    pub fn head(&mut self, topic: &str, head: i64) {
-        self.head_topic.push(topic.to_owned());
-        self.head.push(head);
-    }
-}
 
 /// The batch as one array per column, for `UNNEST`.
 #[derive(Default)]
@@ -205,24 +148,6 @@ impl Columns {
             .bind(head)
             .bind(now)
             .bind(count)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(|e| LogError::from_sqlx("inserting events", e))?;
-        Ok(())
-    }
-
-    /// Inserts rows of several topics as `placed` says, moves their heads and notifies,
-    /// in one statement of the caller's transaction.
-    pub async fn insert_placed(
-        self,
-        tx: &mut Transaction<'static, Postgres>,
-        placed: Placed,
-    ) -> Result<(), LogError> {
-        self.bind(sqlx::query_as::<_, (i64, i64)>(INSERT_PLACED), placed.topic)
-            .bind(placed.offset)
-            .bind(placed.now)
-            .bind(placed.head_topic)
-            .bind(placed.head)
             .fetch_one(&mut **tx)
             .await
             .map_err(|e| LogError::from_sqlx("inserting events", e))?;
@@ -315,3 +240,7 @@ impl Columns {
         Ok(row.map(|(head, now, _)| (head, now)))
     }
 }
+
+mod many_topics;
+
+pub use many_topics::{Placed, Shares};
