@@ -102,6 +102,11 @@ struct Cli {
     #[arg(long, default_value_t = 256)]
     fanout_in_flight: usize,
 
+    /// fanout: pulsebus subscribers ask for batches of up to this many records
+    /// (`SubscribeRequest.batch_records`; 0, the default, is one record per message).
+    #[arg(long, default_value_t = 0)]
+    fanout_batch_records: u32,
+
     /// fanout: most subscribers for the PostgreSQL LISTEN/NOTIFY baseline (one
     /// connection each; 500 take minutes).
     #[arg(long, default_value_t = 100)]
@@ -240,6 +245,7 @@ impl Cli {
             rate: self.rate.max(1),
             subscribers: self.subscribers.clone(),
             fanout_in_flight: self.fanout_in_flight.max(1),
+            fanout_batch_records: self.fanout_batch_records,
             pg_fanout_max: self.pg_fanout_max,
             catchup_events: self.catchup_events.max(1),
             catchup_nats_sync: self.catchup_nats_sync,

@@ -40,7 +40,7 @@ async fn one(ctx: &mut Ctx, index: usize, subscribers: usize, duration: Duration
     let (target_tx, target_rx) = watch::channel::<Target>(None);
     let mut set = JoinSet::new();
     for id in 0..subscribers {
-        let stream = system.live(&topic).await?;
+        let stream = system.live(&topic, s.fanout_batch_records).await?;
         spawn_counter(&mut set, id, stream, target_rx.clone(), None);
     }
     let meter = Meter::start(ctx, system).await;

@@ -34,6 +34,7 @@ pub struct Settings {
     pub rate: u64,
     pub subscribers: Vec<usize>,
     pub fanout_in_flight: usize,
+    pub fanout_batch_records: u32,
     pub pg_fanout_max: usize,
     pub catchup_events: u64,
     pub catchup_nats_sync: bool,

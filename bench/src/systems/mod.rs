@@ -241,9 +241,11 @@ impl System {
 
     /// An ephemeral subscription to `topic` delivering only what is published after it
     /// returns.
-    pub async fn live(&self, topic: &Topic) -> Result<Deliveries> {
+    /// A live subscriber of `topic` from now on; pulsebus's in batches of up to
+    /// `batch_records` (0: one record per message).
+    pub async fn live(&self, topic: &Topic, batch_records: u32) -> Result<Deliveries> {
         match &self.target {
-            Target::Pulsebus { addr } => pulsebus::live(addr, topic).await,
+            Target::Pulsebus { addr } => pulsebus::live(addr, topic, batch_records).await,
             Target::Postgres { url, .. } => postgres::live(url, topic).await,
             Target::Nats { url } => nats::live(url, topic).await,
         }

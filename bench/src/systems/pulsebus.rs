@@ -111,7 +111,7 @@ fn delivery(r: pb::Record) -> Delivery {
     Delivery { payload, token }
 }
 
-pub async fn live(addr: &str, topic: &Topic) -> Result<Deliveries> {
+pub async fn live(addr: &str, topic: &Topic, batch_records: u32) -> Result<Deliveries> {
     let start = pb::StartPosition {
         position: Some(pb::start_position::Position::Latest(
             pb::start_position::Latest {},
@@ -120,6 +120,7 @@ pub async fn live(addr: &str, topic: &Topic) -> Result<Deliveries> {
     let req = pb::SubscribeRequest {
         topic: topic.flat(),
         start: Some(start),
+        batch_records,
         ..Default::default()
     };
     subscribe(addr, req).await
