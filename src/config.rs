@@ -29,6 +29,8 @@ mod defaults {
     pub const RETENTION_BATCH_EVENTS: i64 = 10_000;
     /// Records read per catch-up page (not a flag).
     pub const PAGE_SIZE: usize = 500;
+    /// Shared catch-up reads kept (see `subscribe::tail::Catchup`).
+    pub const CATCHUP_CACHE_BYTES: usize = crate::subscribe::tail::DEFAULT_CACHE_BYTES;
     /// Bytes (about) read per catch-up page (not a flag).
     pub const PAGE_BYTES: usize = 1024 * 1024;
     /// Records buffered between a subscription task and its gRPC stream (not a flag).
@@ -265,6 +267,11 @@ pub struct SubscriptionConfig {
     #[arg(long, env = "PULSEBUS_MAX_UNSETTLED", default_value_t = defaults::MAX_UNSETTLED)]
     pub max_unsettled: i64,
 
+    /// Bytes of catch-up reads kept for subscribers behind the tail window to share
+    /// (0: each subscriber reads PostgreSQL alone).
+    #[arg(long, env = "PULSEBUS_CATCHUP_CACHE_BYTES", default_value_t = defaults::CATCHUP_CACHE_BYTES)]
+    pub catchup_cache_bytes: usize,
+
     /// Records read per catch-up page.
     #[arg(skip = defaults::PAGE_SIZE)]
     pub page_size: usize,
@@ -286,6 +293,7 @@ impl Default for SubscriptionConfig {
             max_subscriptions: defaults::MAX_SUBSCRIPTIONS,
             max_subscriptions_per_connection: defaults::MAX_SUBSCRIPTIONS_PER_CONNECTION,
             max_unsettled: defaults::MAX_UNSETTLED,
+            catchup_cache_bytes: defaults::CATCHUP_CACHE_BYTES,
             page_size: defaults::PAGE_SIZE,
             page_bytes: defaults::PAGE_BYTES,
             channel_capacity: defaults::CHANNEL_CAPACITY,

@@ -26,7 +26,9 @@ use crate::metrics::{self, Metrics, grpc::CallsLayer};
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::pulsebus::v1::event_bus_server::EventBusServer;
 use crate::subscribe::Engine;
-use crate::subscribe::tail::Tail;
+use crate::subscribe::tail::{
+    Catchup, DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_RECORDS, DEFAULT_WINDOW_TOTAL_BYTES, Tail, Window,
+};
 use crate::tasks::{Tasks, remaining};
 
 /// How often the health service checks that PostgreSQL answers.
@@ -138,7 +140,14 @@ impl Server {
         let tasks = Tasks::new();
         let (reporter, health) = tonic_health::server::health_reporter();
         tasks.spawn(probe_health(self.pool.clone(), reporter, tasks.token()));
-        let tail = Tail::new();
+        let tail = Tail::with(
+            Window::new(
+                DEFAULT_WINDOW_RECORDS,
+                DEFAULT_WINDOW_BYTES,
+                DEFAULT_WINDOW_TOTAL_BYTES,
+            ),
+            Catchup::new(self.config.subscriptions.catchup_cache_bytes),
+        );
         let metrics = Metrics::new();
         self.serve_metrics(&metrics, &tail, &tasks);
         let policy = self.config.topics.policy();

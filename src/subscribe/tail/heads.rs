@@ -73,6 +73,13 @@ fn lock(topics: &Map) -> MutexGuard<'_, HashMap<String, watch::Sender<i64>>> {
 }
 
 impl Heads {
+    /// How many streams of this process watch `topic`.
+    pub fn watchers(&self, topic: &str) -> usize {
+        self.lock()
+            .get(topic)
+            .map_or(0, watch::Sender::receiver_count)
+    }
+
     /// Records that `topic` has reached `head`; lower values, and topics nobody
     /// watches, are ignored.
     pub fn advance(&self, topic: &str, head: i64) {
