@@ -269,8 +269,8 @@ pub struct SubscriptionConfig {
 
     /// Bytes of catch-up reads kept for subscribers behind the tail window to share
     /// (0: each subscriber reads PostgreSQL alone).
-    #[arg(long, env = "PULSEBUS_CATCHUP_CACHE_BYTES", default_value_t = defaults::CATCHUP_CACHE_BYTES)]
-    pub catchup_cache_bytes: usize,
+    #[arg(long, env = "PULSEBUS_SHARED_CATCHUP_BYTES", default_value_t = defaults::CATCHUP_CACHE_BYTES)]
+    pub shared_catchup_bytes: usize,
 
     /// Records read per catch-up page.
     #[arg(skip = defaults::PAGE_SIZE)]
@@ -293,7 +293,7 @@ impl Default for SubscriptionConfig {
             max_subscriptions: defaults::MAX_SUBSCRIPTIONS,
             max_subscriptions_per_connection: defaults::MAX_SUBSCRIPTIONS_PER_CONNECTION,
             max_unsettled: defaults::MAX_UNSETTLED,
-            catchup_cache_bytes: defaults::CATCHUP_CACHE_BYTES,
+            shared_catchup_bytes: defaults::CATCHUP_CACHE_BYTES,
             page_size: defaults::PAGE_SIZE,
             page_bytes: defaults::PAGE_BYTES,
             channel_capacity: defaults::CHANNEL_CAPACITY,

@@ -146,7 +146,7 @@ impl Server {
                 DEFAULT_WINDOW_BYTES,
                 DEFAULT_WINDOW_TOTAL_BYTES,
             ),
-            Catchup::new(self.config.subscriptions.catchup_cache_bytes),
+            Catchup::new(self.config.subscriptions.shared_catchup_bytes),
         );
         let metrics = Metrics::new();
         self.serve_metrics(&metrics, &tail, &tasks);
