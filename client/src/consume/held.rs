@@ -2,8 +2,12 @@
 //! and those acked but not yet confirmed by the server. A record delivered again while
 //! it is here (a reconnect resends from the committed offset) is a duplicate of one in
 //! hand and is dropped; graceful shutdown waits until the user holds nothing.
+//!
+//! Acks the server confirmed are remembered for a while too ([`MAX_SETTLED`]): a stream
+//! opened before the ack landed (a reconnect during a server restart) may still carry
+//! those records, and handing them out again would repeat them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::Mutex;
 
 use tokio::sync::watch;
@@ -19,10 +23,15 @@ pub struct Held {
 /// A delivery: offset and seek epoch.
 pub type Key = (i64, Option<i64>);
 
+/// Most confirmed acks remembered (the oldest are forgotten first).
+pub const MAX_SETTLED: usize = 8192;
+
 #[derive(Debug, Default)]
 struct Inner {
     holding: BTreeSet<Key>,
     acking: BTreeSet<Key>,
+    settled: HashSet<Key>,
+    settled_order: VecDeque<Key>,
 }
 
 impl Default for Held {
@@ -39,7 +48,10 @@ impl Held {
     /// delivery of it under the same epoch is in hand or being acked already.
     pub fn take(&self, key: Key) -> bool {
         let mut inner = self.inner.lock().expect("held lock");
-        if inner.holding.contains(&key) || inner.acking.contains(&key) {
+        if inner.holding.contains(&key)
+            || inner.acking.contains(&key)
+            || inner.settled.contains(&key)
+        {
             return false;
         }
         inner.holding.insert(key);
@@ -56,8 +68,24 @@ impl Held {
         self.holding.send_replace(inner.holding.len());
     }
 
-    /// The server confirmed (or finally refused) the acks of these deliveries.
+    /// The server confirmed the acks of these deliveries: they are settled, and a
+    /// later delivery of one under the same epoch is stale.
     pub fn confirmed(&self, keys: &[Key]) {
+        let mut inner = self.inner.lock().expect("held lock");
+        for key in keys {
+            inner.acking.remove(key);
+            if inner.settled.insert(*key) {
+                inner.settled_order.push_back(*key);
+            }
+        }
+        while inner.settled_order.len() > MAX_SETTLED {
+            let oldest = inner.settled_order.pop_front().expect("non-empty");
+            inner.settled.remove(&oldest);
+        }
+    }
+
+    /// The server finally refused the acks of these deliveries: they come again.
+    pub fn refused(&self, keys: &[Key]) {
         let mut inner = self.inner.lock().expect("held lock");
         for key in keys {
             inner.acking.remove(key);
@@ -85,6 +113,28 @@ mod tests {
         assert!(held.take((1, Some(1))), "a new epoch wants it again");
         held.release((1, Some(1)), false);
         held.confirmed(&[(1, Some(0))]);
-        assert!(held.take((1, Some(0))), "settled: a later delivery is real");
+        assert!(
+            !held.take((1, Some(0))),
+            "settled: a later delivery is stale"
+        );
+        assert!(held.take((2, Some(0))));
+        held.release((2, Some(0)), true);
+        held.refused(&[(2, Some(0))]);
+        assert!(held.take((2, Some(0))), "refused: it comes again for real");
+    }
+
+    #[test]
+    fn confirmed_acks_are_remembered_within_a_bound() {
+        let held = Held::default();
+        let keys: Vec<Key> = (1..=MAX_SETTLED as i64 + 10)
+            .map(|o| (o, Some(0)))
+            .collect();
+        held.confirmed(&keys);
+        assert!(
+            !held.take((MAX_SETTLED as i64 + 10, Some(0))),
+            "recent: remembered"
+        );
+        assert!(held.take((1, Some(0))), "oldest: forgotten");
+        assert_eq!(held.inner.lock().unwrap().settled.len(), MAX_SETTLED);
     }
 }

@@ -145,11 +145,14 @@ impl Settler {
                 let request = request.clone();
                 async move { stub.ack(request).await.map(drop) }
             });
-            if let Err(e) = result.await {
-                tracing::warn!(error = %e, count = offsets.len(), "acks failed; those records come again");
+            let keys: Vec<Key> = offsets.iter().map(|&o| (o, epoch)).collect();
+            match result.await {
+                Ok(()) => self.held.confirmed(&keys),
+                Err(e) => {
+                    tracing::warn!(error = %e, count = keys.len(), "acks failed; those records come again");
+                    self.held.refused(&keys);
+                }
             }
-            let keys: Vec<Key> = offsets.into_iter().map(|o| (o, epoch)).collect();
-            self.held.confirmed(&keys);
         }
     }
 
