@@ -35,46 +35,36 @@ struct Written<'a> {
 impl Writer {
     /// Writes the jobs of several topics (keyed, so in name order) and answers each.
     pub(super) async fn write_topics(&self, mut topics: BTreeMap<String, Vec<AppendJob>>) {
-        match self.try_one_statement_for(&topics).await {
-            Ok(written) => {
-                for (topic, outcomes) in written {
-                    let jobs = topics
-                        .remove(&topic)
-                        .expect("a written topic was asked for");
-                    for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                        job.answer(Ok(outcome));
-                    }
-                }
-                // Left: topics to create, or refusing an event: one by one.
-                for (topic, jobs) in topics {
-                    self.write_topic(&topic, jobs).await;
-                }
-                return;
-            }
+        let written = match self.try_one_statement_for(&topics).await {
+            Ok(written) => written,
             Err(err @ LogError::Unavailable { .. }) => {
                 return fail_all(topics.into_values().flatten(), err);
             }
             // Nothing was written (an id stored already): the transaction decides.
             Err(err) => {
-                tracing::debug!(error = %err, "a group of topics falls back to a transaction")
-            }
-        }
-        match self.try_topics(&topics).await {
-            Ok(written) => {
-                for (topic, outcomes) in written {
-                    let jobs = topics
-                        .remove(&topic)
-                        .expect("a written topic was asked for");
-                    for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                        job.answer(outcome);
+                tracing::debug!(error = %err, "a group of topics falls back to a transaction");
+                match self.try_topics(&topics).await {
+                    Ok(written) => written,
+                    Err(err @ LogError::Unavailable { .. }) => {
+                        return fail_all(topics.into_values().flatten(), err);
+                    }
+                    Err(err) => {
+                        tracing::debug!(error = %err, "a group of topics falls back to one by one");
+                        BTreeMap::new()
                     }
                 }
             }
-            Err(err @ LogError::Unavailable { .. }) => {
-                return fail_all(topics.into_values().flatten(), err);
+        };
+        for (topic, outcomes) in written {
+            let jobs = topics
+                .remove(&topic)
+                .expect("a written topic was asked for");
+            for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                job.answer(outcome);
             }
-            Err(err) => tracing::debug!(error = %err, "a group of topics falls back to one by one"),
         }
+        // Left: topics to create or refusing an event (or all, when the transaction
+        // failed): one by one.
         for (topic, jobs) in topics {
             self.write_topic(&topic, jobs).await;
         }
@@ -86,7 +76,7 @@ impl Writer {
     async fn try_one_statement_for(
         &self,
         topics: &BTreeMap<String, Vec<AppendJob>>,
-    ) -> Result<BTreeMap<String, Vec<Vec<Appended>>>, LogError> {
+    ) -> Result<BTreeMap<String, Outcomes>, LogError> {
         let batches: BTreeMap<&str, Vec<Batch>> = topics
             .iter()
             .map(|(topic, jobs)| (topic.as_str(), jobs.iter().map(Batch::of).collect()))
@@ -109,7 +99,7 @@ impl Writer {
                 let u = &unique[topic.as_str()];
                 self.announce(&topic, head, now, &u.events);
                 let outcomes = u.outcomes(&batches[topic.as_str()], head, now);
-                (topic, outcomes)
+                (topic, outcomes.into_iter().map(Ok).collect())
             })
             .collect())
     }
