@@ -25,6 +25,8 @@ pub struct EnvConfig {
     pub pg_settings: Vec<(String, String)>,
     /// Preload `pg_stat_statements` in the cluster (statement counts per database).
     pub stat_statements: bool,
+    /// pulsebus servers log their delivery stages (`fanout --fanout-stages`).
+    pub trace_stages: bool,
 }
 
 /// How the first pulsebus server was started, to start a replica the same way.
@@ -32,6 +34,7 @@ struct PulsebusLaunch {
     bin: PathBuf,
     url: String,
     args: Vec<String>,
+    trace_stages: bool,
 }
 
 /// Running servers and the systems on them. Field order is drop order: servers are
@@ -114,9 +117,13 @@ impl Env {
                 let cluster = cluster.expect("cluster started");
                 pulsebus::db::create_database(&cluster.url("postgres"), "pulsebus").await?;
                 let bin = servers::find_pulsebus(cfg.pulsebus_bin.as_deref())?;
-                let (proc, addr) =
-                    servers::start_pulsebus(&bin, &cluster.url("pulsebus"), &cfg.pulsebus_args)
-                        .await?;
+                let (proc, addr) = servers::start_pulsebus(
+                    &bin,
+                    &cluster.url("pulsebus"),
+                    &cfg.pulsebus_args,
+                    cfg.trace_stages,
+                )
+                .await?;
                 system.target = Target::Pulsebus { addr };
                 system.server = Some(proc.group());
                 system.backing_pg = pg_group;
@@ -128,6 +135,7 @@ impl Env {
                     bin,
                     url: cluster.url("pulsebus"),
                     args: cfg.pulsebus_args.clone(),
+                    trace_stages: cfg.trace_stages,
                 });
             }
             SystemKind::Postgres | SystemKind::PostgresNolock => {
@@ -169,14 +177,24 @@ impl Env {
     pub async fn pulsebus_replica(&mut self) -> Result<(String, ProcGroup, usize)> {
         if self.replica.is_none() {
             let launch = self.launch.as_ref().context("pulsebus is not running")?;
-            let (proc, addr) = servers::start_pulsebus(&launch.bin, &launch.url, &launch.args)
-                .await
-                .context("start a second pulsebus server")?;
+            let (proc, addr) = servers::start_pulsebus(
+                &launch.bin,
+                &launch.url,
+                &launch.args,
+                launch.trace_stages,
+            )
+            .await
+            .context("start a second pulsebus server")?;
             self.replica = Some((addr, self.procs.len()));
             self.procs.push(proc);
         }
         let (addr, index) = self.replica.clone().expect("started above");
         Ok((addr, self.procs[index].group(), index))
+    }
+
+    /// The stage lines the server process at `index` logged since the last call.
+    pub fn stages_of(&self, index: usize) -> Vec<String> {
+        self.procs[index].take_stages()
     }
 
     /// What the server process at `index` logged as warnings or errors since the last

@@ -11,6 +11,7 @@ mod procs;
 mod report;
 mod scenarios;
 mod servers;
+mod stages;
 mod stats;
 mod systems;
 
@@ -28,7 +29,7 @@ use crate::systems::SystemKind;
 /// A scenario to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
-    /// Every scenario below but work-queue, in this order.
+    /// Every scenario below but work-queue and fanout-sweep, in this order.
     All,
     /// 1, 8 and 32 publishers, one event per call.
     Publish,
@@ -36,6 +37,9 @@ enum Scenario {
     PublishBatch,
     /// One publisher at a fixed rate, 1 / 100 / 500 live subscribers.
     Fanout,
+    /// 500 live subscribers at rising publish rates: the highest rate with p99 < 50 ms.
+    /// Not part of `all` (a minute or more per system).
+    FanoutSweep,
     /// One durable consumer replays 1,000,000 stored events.
     Catchup,
     /// 20 topics, 16 publishers, 40 durable consumers acking.
@@ -47,10 +51,11 @@ enum Scenario {
     WorkQueue,
 }
 
-const ORDER: [Scenario; 6] = [
+const ORDER: [Scenario; 7] = [
     Scenario::Publish,
     Scenario::PublishBatch,
     Scenario::Fanout,
+    Scenario::FanoutSweep,
     Scenario::Catchup,
     Scenario::Mixed,
     Scenario::WorkQueue,
@@ -106,6 +111,25 @@ struct Cli {
     /// (`SubscribeRequest.batch_records`; 0, the default, is one record per message).
     #[arg(long, default_value_t = 0)]
     fanout_batch_records: u32,
+
+    /// fanout: line every delivery of each pulsebus run's first subscriber up with the
+    /// server's stage log (`pulsebus::stages` trace events, turned on for the whole
+    /// run) and note where its time went; meant for `--subscribers 1`, since the server
+    /// logs a line per record per stream.
+    #[arg(long)]
+    fanout_stages: bool,
+
+    /// fanout-sweep: live subscribers.
+    #[arg(long, default_value_t = 500)]
+    sweep_subscribers: usize,
+
+    /// fanout-sweep: publish rates to try, rising; a system stops at its first miss.
+    #[arg(long, value_delimiter = ',', default_values_t = [250, 500, 1000, 2000, 4000, 8000])]
+    sweep_rates: Vec<u64>,
+
+    /// fanout-sweep: the p99 bound, in milliseconds.
+    #[arg(long, default_value_t = 50.0)]
+    sweep_p99_ms: f64,
 
     /// fanout: most subscribers for the PostgreSQL LISTEN/NOTIFY baseline (one
     /// connection each; 500 take minutes).
@@ -246,6 +270,10 @@ impl Cli {
             subscribers: self.subscribers.clone(),
             fanout_in_flight: self.fanout_in_flight.max(1),
             fanout_batch_records: self.fanout_batch_records,
+            fanout_stages: self.fanout_stages,
+            sweep_subscribers: self.sweep_subscribers.max(1),
+            sweep_rates: self.sweep_rates.clone(),
+            sweep_p99_ms: self.sweep_p99_ms,
             pg_fanout_max: self.pg_fanout_max,
             catchup_events: self.catchup_events.max(1),
             catchup_nats_sync: self.catchup_nats_sync,
@@ -276,7 +304,10 @@ impl Cli {
         let all = self.scenarios.contains(&Scenario::All);
         ORDER
             .into_iter()
-            .filter(|s| self.scenarios.contains(s) || (all && *s != Scenario::WorkQueue))
+            .filter(|s| {
+                let in_all = !matches!(s, Scenario::WorkQueue | Scenario::FanoutSweep);
+                self.scenarios.contains(s) || (all && in_all)
+            })
             .collect()
     }
 }
@@ -293,6 +324,7 @@ async fn run(cli: &Cli, rows: Rows) -> Result<Vec<String>> {
         nats_server: cli.nats_server.clone(),
         pg_settings: cli.pg_setting.clone(),
         stat_statements: cli.scenarios().contains(&Scenario::WorkQueue),
+        trace_stages: cli.fanout_stages,
     })
     .await
     .context("starting the systems")?;
@@ -302,6 +334,7 @@ async fn run(cli: &Cli, rows: Rows) -> Result<Vec<String>> {
             Scenario::Publish => scenarios::publish::run(&mut ctx).await,
             Scenario::PublishBatch => scenarios::publish::run_batch(&mut ctx).await,
             Scenario::Fanout => scenarios::fanout::run(&mut ctx).await,
+            Scenario::FanoutSweep => scenarios::fanout_sweep::run(&mut ctx).await,
             Scenario::Catchup => scenarios::catchup::run(&mut ctx).await,
             Scenario::Mixed => scenarios::mixed::run(&mut ctx).await,
             Scenario::WorkQueue => scenarios::work_queue::run(&mut ctx).await,

@@ -137,11 +137,27 @@ pub struct ServerProc {
     pub name: &'static str,
     child: Child,
     pub problems: Arc<Mutex<LogProblems>>,
+    /// pulsebus's stage trace lines (target `pulsebus::stages`), when it logs them.
+    pub stages: StageLines,
 }
+
+/// Log lines of pulsebus's delivery stages, at most [`STAGE_LINES`] of them.
+pub type StageLines = Arc<Mutex<Vec<String>>>;
+
+/// Most stage lines kept per server (about 300 bytes each).
+pub const STAGE_LINES: usize = 2_000_000;
+
+/// The target of pulsebus's delivery stage events (`pulsebus::telemetry::stages`).
+const STAGE_TARGET: &str = "\"target\":\"pulsebus::stages\"";
 
 impl ServerProc {
     pub fn group(&self) -> ProcGroup {
         ProcGroup::Pid(self.child.id().unwrap_or(0))
+    }
+
+    /// Takes the stage lines logged since the last call.
+    pub fn take_stages(&self) -> Vec<String> {
+        std::mem::take(&mut *self.stages.lock().unwrap())
     }
 
     /// Takes (and resets) what the server logged since the last call.
@@ -171,6 +187,7 @@ fn spawn(name: &'static str, mut cmd: Command) -> Result<(ServerProc, ChildStder
         name,
         child,
         problems: Arc::default(),
+        stages: Arc::default(),
     };
     Ok((proc, stderr))
 }
@@ -180,7 +197,7 @@ fn spawn(name: &'static str, mut cmd: Command) -> Result<(ServerProc, ChildStder
 async fn watch_log(
     name: &str,
     stderr: ChildStderr,
-    problems: Arc<Mutex<LogProblems>>,
+    (problems, stages): (Arc<Mutex<LogProblems>>, StageLines),
     ready: impl Fn(&str) -> Option<String>,
     problem: fn(&str) -> Option<String>,
 ) -> Result<String> {
@@ -201,6 +218,13 @@ async fn watch_log(
     .with_context(|| format!("{name} log:\n{}", seen.join("\n")))?;
     tokio::spawn(async move {
         while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains(STAGE_TARGET) {
+                let mut kept = stages.lock().unwrap();
+                if kept.len() < STAGE_LINES {
+                    kept.push(line);
+                }
+                continue;
+            }
             if let Some(kind) = problem(&line) {
                 let mut p = problems.lock().unwrap();
                 p.count += 1;
@@ -213,13 +237,18 @@ async fn watch_log(
     Ok(found)
 }
 
-/// Starts `pulsebus serve` on `database_url`; returns it and its gRPC address.
+/// Starts `pulsebus serve` on `database_url`; returns it and its gRPC address. With
+/// `trace_stages` it logs its delivery stages too (kept in [`ServerProc::stages`]).
 pub async fn start_pulsebus(
     bin: &Path,
     database_url: &str,
     extra: &[String],
+    trace_stages: bool,
 ) -> Result<(ServerProc, String)> {
     let mut cmd = Command::new(bin);
+    if trace_stages {
+        cmd.env("RUST_LOG", "info,pulsebus::stages=trace");
+    }
     cmd.args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
         .args(["--database-url", database_url])
         .args(extra);
@@ -236,8 +265,8 @@ pub async fn start_pulsebus(
             .then(|| json["fields"]["addr"].as_str().map(str::to_owned))
             .flatten()
     };
-    let problems = Arc::clone(&proc.problems);
-    let addr = watch_log("pulsebus", stderr, problems, ready, pulsebus_problem).await?;
+    let logs = (Arc::clone(&proc.problems), Arc::clone(&proc.stages));
+    let addr = watch_log("pulsebus", stderr, logs, ready, pulsebus_problem).await?;
     Ok((proc, addr))
 }
 
@@ -263,8 +292,8 @@ pub async fn start_nats(bin: &Path, dir: &Path, sync_always: bool) -> Result<(Se
         let (_, addr) = line.split_once("Listening for client connections on ")?;
         Some(format!("nats://{}", addr.trim()))
     };
-    let problems = Arc::clone(&proc.problems);
-    let url = watch_log("nats-server", stderr, problems, ready, nats_problem).await?;
+    let logs = (Arc::clone(&proc.problems), Arc::clone(&proc.stages));
+    let url = watch_log("nats-server", stderr, logs, ready, nats_problem).await?;
     Ok((proc, url))
 }
 

@@ -1,21 +1,33 @@
 //! Latency bookkeeping: send timestamps embedded in payloads, and histograms.
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use hdrhistogram::Histogram;
 
 /// The common clock: every timestamp is nanoseconds since this instant. Publishers and
-/// subscribers live in this one process, so a monotonic base is exact.
-fn base() -> Instant {
-    static BASE: OnceLock<Instant> = OnceLock::new();
-    *BASE.get_or_init(Instant::now)
+/// subscribers live in this one process, so a monotonic base is exact. Also the wall
+/// clock at that instant (nanoseconds since the Unix epoch).
+fn base() -> (Instant, u64) {
+    static BASE: OnceLock<(Instant, u64)> = OnceLock::new();
+    *BASE.get_or_init(|| {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        (Instant::now(), wall)
+    })
 }
 
 /// Nanoseconds since the common base.
 pub fn now_nanos() -> u64 {
-    base().elapsed().as_nanos() as u64
+    base().0.elapsed().as_nanos() as u64
+}
+
+/// A stamp as wall-clock nanoseconds since the Unix epoch, to line it up with a
+/// server's timestamps on this machine.
+pub fn wall_nanos(stamp: u64) -> u64 {
+    base().1 + stamp
 }
 
 /// A payload of `size` bytes (at least 8) whose first 8 bytes are the send time.

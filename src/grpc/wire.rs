@@ -20,6 +20,7 @@ use tonic_prost::{ProstCodec, ProstDecoder};
 use crate::log::Record;
 use crate::proto::pulsebus::v1 as pb;
 use crate::subscribe::Delivery;
+use crate::telemetry::stages;
 
 /// Tag of `SubscribeResponse.batch`: field 3, length-delimited.
 const BATCH_TAG: u8 = 3 << 3 | 2;
@@ -116,6 +117,10 @@ impl From<RecordBatch> for Encoded {
 
 impl From<Delivery> for Encoded {
     fn from(delivery: Delivery) -> Self {
+        if let Delivery::Record { record, .. } = &delivery {
+            let record = record.record();
+            stages::taken(&record.topic, record.offset);
+        }
         match delivery {
             // First deliveries are the same for every stream: encoded once, shared.
             Delivery::Record { record, attempt: 1 } => {

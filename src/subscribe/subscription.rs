@@ -19,6 +19,7 @@ use super::mode::Mode;
 use super::stream::{Stream, ticker};
 use super::tail::SharedRecord;
 use super::{Delivery, SubscribeError};
+use crate::telemetry::stages;
 
 /// How long a subscription ending with an error waits to queue its final status.
 const FINAL_STATUS_WAIT: Duration = Duration::from_secs(1);
@@ -120,6 +121,7 @@ impl<M: Mode> Subscription<M> {
             tokio::select! {
                 permit = tx.reserve() => {
                     let Ok(permit) = permit else { return Err(SubscribeError::ShuttingDown) };
+                    stages::queued(&self.stream.topic, record.record().offset);
                     permit.send(Ok(Delivery::Record { record, attempt }));
                     return Ok(());
                 }

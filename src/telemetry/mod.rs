@@ -4,6 +4,7 @@
 //!
 //! - `trace_context.rs`: `traceparent` / `tracestate`, checked and stamped on events;
 //! - `spans.rs`: the spans the server opens, with OpenTelemetry's messaging attributes;
+//! - `stages.rs`: trace events timing each stage of a delivery (off by default);
 //! - `export.rs` (feature `otlp`) or `no_export.rs`: where spans go besides the log.
 
 #[cfg(feature = "otlp")]
@@ -13,6 +14,7 @@ mod export;
 #[path = "no_export.rs"]
 mod export;
 mod spans;
+pub mod stages;
 mod trace_context;
 
 pub use export::ExportError;

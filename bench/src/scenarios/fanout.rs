@@ -15,10 +15,17 @@ use super::{
 };
 use crate::report::Row;
 use crate::scenarios::publish::reads;
+use crate::stages::{self, Receipts};
 use crate::stats::{Latencies, now_nanos, stamped};
 use crate::systems::{PublisherOpts, SystemKind, Topic};
 
-async fn one(ctx: &mut Ctx, index: usize, subscribers: usize, duration: Duration) -> Result<Row> {
+/// One run: `subscribers` live subscribers, `rate` events/s for `duration`.
+pub(super) async fn one(
+    ctx: &mut Ctx,
+    index: usize,
+    (subscribers, rate): (usize, u64),
+    duration: Duration,
+) -> Result<Row> {
     let run = ctx.next_run();
     let topic = Topic {
         run: run.clone(),
@@ -39,17 +46,24 @@ async fn one(ctx: &mut Ctx, index: usize, subscribers: usize, duration: Duration
         .await?;
     let (target_tx, target_rx) = watch::channel::<Target>(None);
     let mut set = JoinSet::new();
+    let traced = (s.fanout_stages && system.kind == SystemKind::Pulsebus).then(Receipts::default);
+    if let (Some(_), Some(p)) = (&traced, system.proc_index) {
+        ctx.env.stages_of(p); // only this run's stages
+    }
     for id in 0..subscribers {
-        let stream = system.live(&topic, s.fanout_batch_records).await?;
+        let mut stream = system.live(&topic, s.fanout_batch_records).await?;
+        if let (0, Some(receipts)) = (id, &traced) {
+            stream = stages::noted(stream, receipts.clone());
+        }
         spawn_counter(&mut set, id, stream, target_rx.clone(), None);
     }
     let meter = Meter::start(ctx, system).await;
     let start = Instant::now();
-    let total = (duration.as_secs_f64() * s.rate as f64) as u64;
+    let total = (duration.as_secs_f64() * rate as f64) as u64;
     let sent = open_loop(
         &publisher,
         &topic,
-        s.rate,
+        rate,
         (total, s.fanout_in_flight),
         s.payload_bytes,
         Default::default(),
@@ -75,6 +89,14 @@ async fn one(ctx: &mut Ctx, index: usize, subscribers: usize, duration: Duration
     ));
     let row = meter.finish(system, outcome);
     drop((counts, publisher));
+    if let (Some(receipts), Some(p)) = (traced, system.proc_index) {
+        let label = format!("fanout {subscribers} sub @ {rate}/s {}", system.label());
+        let lines = ctx.env.stages_of(p);
+        let receipts = receipts.lock().unwrap().clone();
+        let notes = stages::report(&label, &lines, &topic.flat(), &receipts);
+        ctx.env.notes.extend(notes);
+    }
+    let system = &ctx.env.systems[index];
     system.finish(&run).await?;
     if expected == 0 {
         bail!("no event was acknowledged");
@@ -136,7 +158,8 @@ pub async fn run(ctx: &mut Ctx) {
                 continue;
             }
             let limit = duration + ctx.settings.drain_timeout + Duration::from_secs(180);
-            let row = limited(limit, one(ctx, i, n, duration)).await;
+            let rate = ctx.settings.rate;
+            let row = limited(limit, one(ctx, i, (n, rate), duration)).await;
             labelled(ctx, i, "fanout", &variant, row).await;
         }
     }

@@ -4,6 +4,7 @@
 pub mod catchup;
 mod catchup_python;
 pub mod fanout;
+pub mod fanout_sweep;
 pub mod mixed;
 pub mod publish;
 pub mod work_queue;
@@ -35,6 +36,11 @@ pub struct Settings {
     pub subscribers: Vec<usize>,
     pub fanout_in_flight: usize,
     pub fanout_batch_records: u32,
+    /// fanout: line deliveries up with pulsebus's stage log.
+    pub fanout_stages: bool,
+    pub sweep_subscribers: usize,
+    pub sweep_rates: Vec<u64>,
+    pub sweep_p99_ms: f64,
     pub pg_fanout_max: usize,
     pub catchup_events: u64,
     pub catchup_nats_sync: bool,

@@ -21,12 +21,14 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use super::{
     Appended, CommitSink, Event, EventLog, Largest, LogError, Record, TopicPolicy, group_reply,
 };
 use crate::group::{Flush, reply_channel};
 use crate::metrics::Metrics;
+use crate::telemetry::stages;
 
 /// Most events written in one transaction (more wait for the next one).
 pub const MAX_GROUP_EVENTS: usize = 5000;
@@ -94,20 +96,23 @@ impl EventLog {
 impl Writer {
     /// The grouper's flush: writes the jobs' events, by topic, and answers each.
     pub fn flush(self, jobs: Vec<AppendJob>) -> Flush {
-        Box::pin(async move {
-            let (events, started) = (jobs.iter().map(AppendJob::weight).sum(), Instant::now());
-            let mut topics: BTreeMap<String, Vec<AppendJob>> = BTreeMap::new();
-            for job in jobs {
-                topics.entry(job.topic.clone()).or_default().push(job);
+        Box::pin(
+            async move {
+                let (events, started) = (jobs.iter().map(AppendJob::weight).sum(), Instant::now());
+                let mut topics: BTreeMap<String, Vec<AppendJob>> = BTreeMap::new();
+                for job in jobs {
+                    topics.entry(job.topic.clone()).or_default().push(job);
+                }
+                if topics.len() == 1 {
+                    let (topic, jobs) = topics.pop_first().expect("one topic");
+                    self.write_topic(&topic, jobs).await;
+                } else {
+                    self.write_topics(topics).await;
+                }
+                self.metrics.append_flushed(events, started.elapsed());
             }
-            if topics.len() == 1 {
-                let (topic, jobs) = topics.pop_first().expect("one topic");
-                self.write_topic(&topic, jobs).await;
-            } else {
-                self.write_topics(topics).await;
-            }
-            self.metrics.append_flushed(events, started.elapsed());
-        })
+            .instrument(stages::flush_span()),
+        )
     }
 
     /// Tells the sink (this process's subscribers) about a topic's commit.
@@ -121,6 +126,7 @@ impl Writer {
             appended_at: now,
             event: e.stored(now),
         });
+        stages::committed(topic, head + 1, head + fresh.len() as i64);
         self.sink.committed(topic, records.collect());
     }
 }
