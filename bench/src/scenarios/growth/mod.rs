@@ -20,6 +20,8 @@
 //!   first record;
 //! - `ListConsumers`: 100 calls of a page of 100 consumers.
 //!
+//! (The call probes start no call after 120 s and say how many they made.)
+//!
 //! Rows at a size carry their ratio to the same probe on the empty table in the notes
 //! (`vs empty: rate 0.97x, p50 1.02x, p99 1.10x`), flagged when one is more than 20 %
 //! worse: the goal. The notes get the tables' and indexes' sizes at each step
