@@ -266,6 +266,11 @@ impl Env {
         Ok(writes)
     }
 
+    /// The URL of database `db` on the harness's cluster (None without one).
+    pub fn db_url(&self, db: &str) -> Option<String> {
+        self.cluster.as_ref().map(|c| c.url(db))
+    }
+
     /// Flushes the cluster's dirty pages so one run's checkpoint does not land in the next.
     pub async fn checkpoint(&self) {
         if let Some(admin) = &self.admin {

@@ -23,13 +23,13 @@ use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 
 use crate::env::{Env, EnvConfig};
-use crate::scenarios::{Ctx, Rows, Settings, WorkQueueSettings};
+use crate::scenarios::{Ctx, GrowthSettings, Rows, Settings, WorkQueueSettings};
 use crate::systems::SystemKind;
 
 /// A scenario to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
-    /// Every scenario below but work-queue and fanout-sweep, in this order.
+    /// Every scenario below but work-queue, fanout-sweep and growth, in this order.
     All,
     /// 1, 8 and 32 publishers, one event per call.
     Publish,
@@ -49,9 +49,18 @@ enum Scenario {
     /// consumer and a JetStream work queue. Not part of `all`: it preloads
     /// pg_stat_statements in the cluster.
     WorkQueue,
+    /// pulsebus only: the table grows to each --growth-sizes (10M, 50M events) over 1
+    /// and over 1,000 topics; publish, catch-ups, a deep Read, start-by-time and
+    /// ListConsumers are measured on the empty table and at each size, with table and
+    /// index sizes. Not part of `all`: it loads for a long while and needs ~25 GB of disk
+    /// (see the module doc of `scenarios::growth`).
+    Growth,
 }
 
-const ORDER: [Scenario; 7] = [
+/// Scenarios `all` leaves out.
+const NOT_IN_ALL: [Scenario; 3] = [Scenario::FanoutSweep, Scenario::WorkQueue, Scenario::Growth];
+
+const ORDER: [Scenario; 8] = [
     Scenario::Publish,
     Scenario::PublishBatch,
     Scenario::Fanout,
@@ -59,6 +68,7 @@ const ORDER: [Scenario; 7] = [
     Scenario::Catchup,
     Scenario::Mixed,
     Scenario::WorkQueue,
+    Scenario::Growth,
 ];
 
 /// Load generator for pulsebus and its baselines (PostgreSQL, NATS JetStream).
@@ -222,6 +232,35 @@ struct Cli {
     #[arg(long, default_value = "600s", value_parser = humantime::parse_duration)]
     wq_timeout: Duration,
 
+    /// growth: total events stored at each measured size, in order (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [10_000_000, 50_000_000])]
+    growth_sizes: Vec<u64>,
+
+    /// growth: topic layouts, one fresh run each: the events spread over this many
+    /// topics (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 1000])]
+    growth_topics: Vec<usize>,
+
+    /// growth: payload bytes per event (loaded and probed; small, for the disk).
+    #[arg(long, default_value_t = 100)]
+    growth_payload_bytes: usize,
+
+    /// growth: how long each publish probe runs.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    growth_probe: Duration,
+
+    /// growth: publisher counts of the publish probes (closed loops, one topic).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 32])]
+    growth_publishers: Vec<usize>,
+
+    /// growth: events each catch-up probe replays (from the start, from the middle).
+    #[arg(long, default_value_t = 200_000)]
+    growth_catchup_events: u64,
+
+    /// growth: durable consumers present on the probed topic (for ListConsumers).
+    #[arg(long, default_value_t = 100)]
+    growth_consumers: usize,
+
     /// fanout and mixed: how long subscribers may take to receive everything after
     /// publishing stopped before the run fails.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
@@ -297,6 +336,15 @@ impl Cli {
                 ack_deadline: self.wq_ack_deadline,
                 timeout: self.wq_timeout,
             },
+            growth: GrowthSettings {
+                sizes: self.growth_sizes.clone(),
+                topics: self.growth_topics.iter().map(|&t| t.max(1)).collect(),
+                payload_bytes: self.growth_payload_bytes.max(8),
+                probe: self.growth_probe,
+                publishers: self.growth_publishers.clone(),
+                catchup_events: self.growth_catchup_events.max(1),
+                consumers: self.growth_consumers,
+            },
         }
     }
 
@@ -304,10 +352,7 @@ impl Cli {
         let all = self.scenarios.contains(&Scenario::All);
         ORDER
             .into_iter()
-            .filter(|s| {
-                let in_all = !matches!(s, Scenario::WorkQueue | Scenario::FanoutSweep);
-                self.scenarios.contains(s) || (all && in_all)
-            })
+            .filter(|s| self.scenarios.contains(s) || (all && !NOT_IN_ALL.contains(s)))
             .collect()
     }
 }
@@ -338,6 +383,7 @@ async fn run(cli: &Cli, rows: Rows) -> Result<Vec<String>> {
             Scenario::Catchup => scenarios::catchup::run(&mut ctx).await,
             Scenario::Mixed => scenarios::mixed::run(&mut ctx).await,
             Scenario::WorkQueue => scenarios::work_queue::run(&mut ctx).await,
+            Scenario::Growth => scenarios::growth::run(&mut ctx).await,
             Scenario::All => unreachable!("expanded"),
         };
     }

@@ -1,6 +1,6 @@
 //! Smoke tests: the harness runs publish, catchup and fanout on pulsebus and the
-//! PostgreSQL baseline, and work-queue on pulsebus, with tiny counts, and prints a
-//! table with a row for each. No speed is asserted, and NATS is not needed.
+//! PostgreSQL baseline, and work-queue and growth on pulsebus, with tiny counts, and
+//! prints a table with a row for each. No speed is asserted, and NATS is not needed.
 //!
 //! The harness spawns the `pulsebus` binary next to itself (target/debug/pulsebus,
 //! built by `cargo build` / `cargo nextest run --workspace`).
@@ -144,4 +144,64 @@ fn the_work_queue_scenario_prints_its_rows() {
     );
     let table_rows = out.lines().filter(|l| l.starts_with("| ")).count();
     assert_eq!(table_rows, 6, "header plus five rows:\n{out}");
+}
+
+/// growth on pulsebus with tiny sizes and two layouts: a row per probe on the empty
+/// table and at each size, the table sizes at each step, and the tables emptied after
+/// each layout. Only the rows are checked, never a speed.
+#[test]
+fn the_growth_scenario_prints_a_row_per_probe_and_size() {
+    let out = run_harness(&[
+        "growth",
+        "--systems",
+        "pulsebus",
+        "--growth-sizes",
+        "2000,5000",
+        "--growth-topics",
+        "1,3",
+        "--growth-catchup-events",
+        "500",
+        "--growth-probe",
+        "300ms",
+        "--growth-consumers",
+        "10",
+        "--load-batch",
+        "250",
+        "--ack-every",
+        "100",
+    ]);
+    let probes = [
+        "publish 1 |",
+        "publish 32 |",
+        "catch-up from 1 |",
+        "catch-up from middle (",
+        "Read deep |",
+        "start by time |",
+        "ListConsumers |",
+    ];
+    for layout in ["1 topic", "3 topics"] {
+        for size in ["empty (1k)", "2k", "5k"] {
+            for probe in probes {
+                let row = format!("| growth | {layout} @ {size}: {probe}");
+                assert!(out.contains(&row), "no row {row:?} in:\n{out}");
+            }
+        }
+        let at_5k = format!("| growth | {layout} @ 5k: Read deep |");
+        let line = out.lines().find(|l| l.starts_with(&at_5k)).unwrap();
+        assert!(line.contains("vs empty: rate "), "{line}");
+        assert!(
+            out.contains(&format!("- growth {layout} @ 5k: ")) && out.contains("bytes per event"),
+            "table sizes in the notes:\n{out}"
+        );
+        assert!(
+            out.contains(&format!("- growth {layout}: emptied pulsebus's tables")),
+            "{out}"
+        );
+    }
+    let table_rows = out.lines().filter(|l| l.starts_with("| ")).count();
+    assert_eq!(
+        table_rows,
+        1 + 2 * 3 * probes.len(),
+        "header plus 42 rows:\n{out}"
+    );
 }

@@ -5,13 +5,15 @@
 //! (`catchup_python`) with each; every replay is a new consumer of the same topic.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use futures::StreamExt;
 use tokio::task::JoinSet;
 
-use super::{Ctx, Meter, Outcome, Settings, checked, failed_row, limited, record_row, spawn_acker};
+use super::{Ctx, Meter, Outcome, checked, failed_row, limited, record_row, spawn_acker};
 use crate::report::Row;
 use crate::scenarios::publish::{connect, reads};
 use crate::stats::{now_nanos, stamped};
@@ -23,20 +25,32 @@ const LOADERS: usize = 4;
 /// Stores `events` stamped events in `topic` (4 publishers, `--load-batch` per call);
 /// returns how long it took.
 pub async fn load(ctx: &Ctx, index: usize, topic: &Topic, events: u64) -> Result<Duration> {
-    let s = &ctx.settings;
+    let batches = [(topic.clone(), events)];
+    load_many(ctx, index, &batches, ctx.settings.payload_bytes).await
+}
+
+/// Stores, for each `(topic, n)`, `n` more stamped events of `payload_bytes` in the
+/// topic: 4 publishers take `--load-batch` calls from one list in which the topics
+/// alternate (so they grow together); returns how long it took.
+pub async fn load_many(
+    ctx: &Ctx,
+    index: usize,
+    topics: &[(Topic, u64)],
+    payload_bytes: usize,
+) -> Result<Duration> {
     let started = Instant::now();
+    let calls = Arc::new(load_calls(topics, ctx.settings.load_batch as u64));
+    let next = Arc::new(AtomicUsize::new(0));
     let pubs = connect(ctx, index, LOADERS, false).await?;
-    let batches = events.div_ceil(s.load_batch as u64);
     let mut set = JoinSet::new();
-    for (l, mut p) in pubs.into_iter().enumerate() {
-        let (topic, batch, bytes) = (topic.clone(), s.load_batch as u64, s.payload_bytes);
+    for mut p in pubs {
+        let (calls, next) = (calls.clone(), next.clone());
         set.spawn(async move {
-            let mut b = l as u64;
-            while b < batches {
-                let n = batch.min(events - b * batch);
-                let payloads = (0..n).map(|_| stamped(bytes, now_nanos())).collect();
-                p.publish(&topic, payloads).await?;
-                b += LOADERS as u64;
+            while let Some((topic, n)) = calls.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let payloads = (0..*n)
+                    .map(|_| stamped(payload_bytes, now_nanos()))
+                    .collect();
+                p.publish(topic, payloads).await?;
             }
             Ok::<_, anyhow::Error>(())
         });
@@ -45,6 +59,21 @@ pub async fn load(ctx: &Ctx, index: usize, topic: &Topic, events: u64) -> Result
         joined??;
     }
     Ok(started.elapsed())
+}
+
+/// The publish calls storing `(topic, n)` for each topic, at most `batch` events each:
+/// round k holds every topic's k-th call.
+fn load_calls(topics: &[(Topic, u64)], batch: u64) -> Vec<(Topic, u64)> {
+    let batch = batch.max(1);
+    let rounds = topics.iter().map(|(_, n)| n.div_ceil(batch)).max();
+    (0..rounds.unwrap_or(0))
+        .flat_map(|k| {
+            topics.iter().filter_map(move |(topic, n)| {
+                let left = n.saturating_sub(k * batch);
+                (left > 0).then(|| (topic.clone(), left.min(batch)))
+            })
+        })
+        .collect()
 }
 
 /// Who replays the topic, and in batches of how many records (pulsebus only; the
@@ -122,7 +151,8 @@ async fn replay(ctx: &Ctx, index: usize, topic: &Topic, how: &Replay, n: usize) 
             let (stream, acker) = system
                 .durable(topic, &consumer, max_in_flight, how.batch_records)
                 .await?;
-            (rust_replay(s, start, stream, acker).await?, None)
+            let replay = rust_replay(start, stream, acker, s.catchup_events, s.ack_every);
+            (replay.await?, None)
         }
     };
     let mut row = meter.finish(system, outcome);
@@ -135,26 +165,24 @@ async fn replay(ctx: &Ctx, index: usize, topic: &Topic, how: &Replay, n: usize) 
     Ok(row)
 }
 
-/// Replays with the harness's own client (subscribed at `start`): takes every record,
-/// acks every `--ack-every`.
-async fn rust_replay(
-    s: &Settings,
+/// Replays with the harness's own client (subscribed at `start`): takes `events`
+/// records, acks every `ack_every`.
+pub async fn rust_replay(
     start: Instant,
     mut stream: Deliveries,
     acker: Acker,
+    events: u64,
+    ack_every: u64,
 ) -> Result<Outcome> {
     let (ack_tx, ack_task) = spawn_acker(acker);
     let mut got = 0u64;
-    while got < s.catchup_events {
+    while got < events {
         let Some(item) = stream.next().await else {
-            bail!(
-                "the stream ended after {got} of {} events",
-                s.catchup_events
-            );
+            bail!("the stream ended after {got} of {events} events");
         };
         let d = item?;
         got += 1;
-        if got.is_multiple_of(s.ack_every) || got == s.catchup_events {
+        if got.is_multiple_of(ack_every) || got == events {
             ack_tx.send(Some(d.token))?;
         }
     }
@@ -265,6 +293,22 @@ mod tests {
         let replays = replays(batches, python.as_ref(), kind);
         let several = replays.len() > 1;
         replays.iter().map(|r| r.label(kind, several)).collect()
+    }
+
+    #[test]
+    fn loading_alternates_the_topics_and_stores_each_its_count() {
+        let topic = |name: &str| Topic {
+            run: "r1".to_owned(),
+            name: name.to_owned(),
+        };
+        let calls = load_calls(
+            &[(topic("a"), 250), (topic("b"), 100), (topic("c"), 0)],
+            100,
+        );
+        let got: Vec<(String, u64)> = calls.into_iter().map(|(t, n)| (t.name, n)).collect();
+        let want = [("a", 100), ("b", 100), ("a", 100), ("a", 50)];
+        let want: Vec<(String, u64)> = want.iter().map(|(t, n)| (t.to_string(), *n)).collect();
+        assert_eq!(got, want);
     }
 
     #[test]

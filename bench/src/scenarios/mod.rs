@@ -5,6 +5,7 @@ pub mod catchup;
 mod catchup_python;
 pub mod fanout;
 pub mod fanout_sweep;
+pub mod growth;
 pub mod mixed;
 pub mod publish;
 pub mod work_queue;
@@ -56,6 +57,25 @@ pub struct Settings {
     pub mixed_ack_every: u64,
     pub drain_timeout: Duration,
     pub wq: WorkQueueSettings,
+    pub growth: GrowthSettings,
+}
+
+/// The growth scenario's settings.
+#[derive(Debug, Clone)]
+pub struct GrowthSettings {
+    /// Total events stored at each measured size, ascending.
+    pub sizes: Vec<u64>,
+    /// Topic layouts: a run each, its events spread over this many topics.
+    pub topics: Vec<usize>,
+    pub payload_bytes: usize,
+    /// How long each publish probe runs.
+    pub probe: Duration,
+    /// Publisher counts of the publish probes.
+    pub publishers: Vec<usize>,
+    /// Events each catch-up probe replays.
+    pub catchup_events: u64,
+    /// Durable consumers on the probed topic.
+    pub consumers: usize,
 }
 
 /// The work-queue scenario's settings.

@@ -131,21 +131,35 @@ async fn one(
     };
     let system = &ctx.env.systems[index];
     system.prepare(&run, std::slice::from_ref(&topic)).await?;
+    let shape = (publishers, batch, ctx.settings.payload_bytes);
+    let (row, _) = timed(ctx, index, &topic, shape, duration).await?;
+    ctx.env.systems[index].finish(&run).await?;
+    Ok(row)
+}
+
+/// One metered closed-loop run on `topic` of `(publishers, events per call, payload
+/// bytes)` for `duration`, after an untimed warm-up call per publisher; the row and the
+/// events stored (warm-up included).
+pub async fn timed(
+    ctx: &Ctx,
+    index: usize,
+    topic: &Topic,
+    (publishers, batch, payload_bytes): (usize, usize, usize),
+    duration: Duration,
+) -> Result<(Row, u64)> {
+    let system = &ctx.env.systems[index];
     let mut pubs = connect(ctx, index, publishers, false).await?;
     // Warm-up, untimed: creates the topic and opens every connection.
     for p in &mut pubs {
-        p.publish(
-            &topic,
-            vec![stamped(ctx.settings.payload_bytes, now_nanos())],
-        )
-        .await?;
+        p.publish(topic, vec![stamped(payload_bytes, now_nanos())])
+            .await?;
     }
     let meter = Meter::start(ctx, system).await;
     let out = closed_loop(
         pubs,
-        std::slice::from_ref(&topic),
+        std::slice::from_ref(topic),
         batch,
-        ctx.settings.payload_bytes,
+        payload_bytes,
         duration,
     )
     .await;
@@ -158,9 +172,9 @@ async fn one(
         latency_kind: "ack",
     };
     let row = meter.finish(system, outcome);
+    let stored = out.events + publishers as u64;
     drop(out.publishers);
-    system.finish(&run).await?;
-    Ok(row)
+    Ok((row, stored))
 }
 
 /// `publish`: 1, 8 and 32 publishers (by default), one event per call.

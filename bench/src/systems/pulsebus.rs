@@ -135,9 +135,25 @@ pub async fn durable(
     max_in_flight: u32,
     batch_records: u32,
 ) -> Result<(Deliveries, Acker)> {
+    durable_from(addr, topic, name, (max_in_flight, batch_records), 0).await
+}
+
+/// A new durable consumer `name` from offset `from` (0: the start), with
+/// `(max_in_flight, batch_records)` as in [`durable`].
+pub async fn durable_from(
+    addr: &str,
+    topic: &Topic,
+    name: &str,
+    (max_in_flight, batch_records): (u32, u32),
+    from: i64,
+) -> Result<(Deliveries, Acker)> {
+    let start = (from > 0).then_some(pb::StartPosition {
+        position: Some(pb::start_position::Position::Offset(from)),
+    });
     let req = pb::SubscribeRequest {
         topic: topic.flat(),
         consumer: name.to_owned(),
+        start,
         max_in_flight,
         batch_records,
         ..Default::default()
@@ -248,4 +264,89 @@ pub async fn work_queue(
         shared,
     };
     Ok((deliveries, super::WqAcker::Pulsebus(acker.into())))
+}
+
+/// One connection for the growth scenario's single-call probes: Read, Seek,
+/// ListConsumers, and a Subscribe started by time.
+#[derive(Clone)]
+pub struct PbProbe(EventBusClient<Channel>);
+
+impl PbProbe {
+    pub async fn connect(addr: &str) -> Result<Self> {
+        Ok(Self(client(addr).await?))
+    }
+
+    /// One `Read` of up to `limit` records from offset `from`: how many came, the
+    /// first one's append time, and the topic's head.
+    pub async fn read(
+        &mut self,
+        topic: &Topic,
+        from: i64,
+        limit: u32,
+    ) -> Result<(usize, Option<prost_types::Timestamp>, i64)> {
+        let req = pb::ReadRequest {
+            topic: topic.flat(),
+            from_offset: from,
+            limit,
+            ..Default::default()
+        };
+        let page = self.0.read(req).await.context("Read")?.into_inner();
+        let first = page.records.first().and_then(|r| r.appended_at);
+        Ok((page.records.len(), first, page.head_offset))
+    }
+
+    /// Creates (or moves) the durable consumer `name` at offset 1 with a `Seek`.
+    pub async fn seek_to_start(&mut self, topic: &Topic, name: &str) -> Result<()> {
+        let req = pb::SeekRequest {
+            topic: topic.flat(),
+            consumer: name.to_owned(),
+            start: Some(pb::StartPosition {
+                position: Some(pb::start_position::Position::Offset(1)),
+            }),
+        };
+        self.0.seek(req).await.context("Seek")?;
+        Ok(())
+    }
+
+    /// One `ListConsumers` page of up to `page_size`: how many consumers it listed.
+    pub async fn list_consumers(&mut self, topic: &Topic, page_size: u32) -> Result<usize> {
+        let req = pb::ListConsumersRequest {
+            topic: topic.flat(),
+            page_size,
+            ..Default::default()
+        };
+        let page = self.0.list_consumers(req).await.context("ListConsumers")?;
+        Ok(page.into_inner().consumers.len())
+    }
+
+    /// Opens an ephemeral subscription starting at time `at` and waits for its first
+    /// record (or batch); returns that record's offset and closes the stream.
+    pub async fn first_from_time(
+        &mut self,
+        topic: &Topic,
+        at: prost_types::Timestamp,
+    ) -> Result<i64> {
+        use pb::subscribe_response::Message;
+        let req = pb::SubscribeRequest {
+            topic: topic.flat(),
+            start: Some(pb::StartPosition {
+                position: Some(pb::start_position::Position::Time(at)),
+            }),
+            ..Default::default()
+        };
+        let mut stream = self
+            .0
+            .subscribe(req)
+            .await
+            .context("Subscribe")?
+            .into_inner();
+        while let Some(item) = stream.next().await {
+            match item.context("Subscribe stream")?.message {
+                Some(Message::Record(r)) => return Ok(r.offset),
+                Some(Message::Batch(b)) if !b.records.is_empty() => return Ok(b.records[0].offset),
+                _ => {}
+            }
+        }
+        anyhow::bail!("the stream ended before a record")
+    }
 }
