@@ -175,7 +175,7 @@ mod tests {
         let receipts = [
             Receipt {
                 offset: 2,
-                sent: 0 + 50,
+                sent: 50,
                 received: 3350,
             },
             Receipt {
