@@ -33,7 +33,10 @@
 //!   registry per server), `stored.rs` the gauges read from PostgreSQL (true across
 //!   replicas), `http.rs` the `/metrics` listener, `grpc.rs` the layer counting calls.
 //! - [`tasks`]: the one cancellation tree every background task runs in.
-//! - [`db`]: connecting to PostgreSQL and applying the migrations in `migrations/`.
+//! - [`db`]: connecting to PostgreSQL and applying the migrations in `migrations/`:
+//!   `hosts.rs` splits a URL naming several hosts, `primary.rs` finds the primary and
+//!   follows it through a failover, `session.rs` the settings pinned on every session
+//!   (`synchronous_commit`), `replication.rs` whether acks survive a failover.
 //! - [`embedded_pg`]: the private PostgreSQL used when no `DATABASE_URL` is given.
 //! - [`config`]: command-line flags and environment variables, each default once.
 //! - [`proto`]: code generated from `proto/`, and its descriptor set for reflection and

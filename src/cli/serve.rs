@@ -73,7 +73,7 @@ pub async fn migrate(config: DatabaseConfig) -> Result<(), ServeError> {
 }
 
 async fn apply_migrations(url: &str, config: &DatabaseConfig) -> Result<(), ServeError> {
-    let pool = crate::db::connect(url, config).await?;
+    let pool = crate::db::connect(url, config).await?.pool;
     crate::db::migrate(&pool).await?;
     pool.close().await;
     tracing::info!("migrations applied");

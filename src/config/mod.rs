@@ -6,8 +6,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod replication;
 mod subscriptions;
 
+pub use replication::SyncCommit;
 pub use subscriptions::SubscriptionConfig;
 
 /// Defaults of the flags (durations in humantime form, as a user would type them).
@@ -109,6 +111,19 @@ pub struct DatabaseConfig {
     /// How long a request waits for a database connection before failing with UNAVAILABLE.
     #[arg(long, env = "PULSEBUS_DB_TIMEOUT", default_value = defaults::DB_TIMEOUT, value_parser = humantime::parse_duration)]
     pub db_timeout: Duration,
+
+    /// What a commit waits for before pulsebus answers OK, pinned on each of its
+    /// PostgreSQL sessions (a role or database default cannot weaken it). `on` and
+    /// `remote_apply` wait for a synchronous standby's disk when
+    /// `synchronous_standby_names` names one; `local` never waits for a standby.
+    #[arg(long, env = "PULSEBUS_SYNCHRONOUS_COMMIT", value_enum, default_value_t = SyncCommit::On)]
+    pub synchronous_commit: SyncCommit,
+
+    /// Refuse to start unless acknowledged publishes survive a failover: PostgreSQL
+    /// must name a synchronous standby (`synchronous_standby_names`) and
+    /// --synchronous-commit must wait for it. Without this flag, pulsebus warns.
+    #[arg(long, env = "PULSEBUS_REQUIRE_SYNC_REPLICATION", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub require_sync_replication: bool,
 }
 
 /// Size limits on what clients may send.
@@ -262,6 +277,8 @@ impl ServeConfig {
                 data_dir: PathBuf::from(defaults::DATA_DIR),
                 db_max_connections: defaults::DB_MAX_CONNECTIONS,
                 db_timeout: duration(defaults::DB_TIMEOUT),
+                synchronous_commit: SyncCommit::On,
+                require_sync_replication: false,
             },
             limits: Limits::default(),
             subscriptions: SubscriptionConfig::default(),

@@ -21,7 +21,7 @@ use std::process::{Command, Output};
 
 use nix::unistd::{Uid, User};
 
-use binaries::find_bin_dir;
+pub use binaries::find_bin_dir;
 use created::{Created, create_dirs};
 pub use instance::EmbeddedPostgres;
 pub use reach::Unreachable;

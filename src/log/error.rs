@@ -104,8 +104,9 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
         sqlx::Error::Database(db) => db
             .code()
-            // Class 57 (operator intervention: shutdown, crash) and 08 (connection).
-            .is_some_and(|c| c.starts_with("57") || c.starts_with("08")),
+            // Class 57 (operator intervention: shutdown, crash), 08 (connection), and
+            // 25006: a read-only transaction, on a node demoted to standby under us.
+            .is_some_and(|c| c.starts_with("57") || c.starts_with("08") || c == "25006"),
         _ => false,
     }
 }

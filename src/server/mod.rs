@@ -76,6 +76,8 @@ pub struct Server {
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     pool: PgPool,
+    primary: Arc<db::primary::Primary>,
+    replication: db::Replication,
     tls: Option<tonic::transport::ServerTlsConfig>,
     auth: Authenticator,
     config: ServeConfig,
@@ -89,8 +91,9 @@ impl Server {
             Some(path) => crate::auth::load(path)?,
             None => Authenticator::open(),
         };
-        let pool = db::connect(database_url, &config.database).await?;
+        let db::Database { pool, primary } = db::connect(database_url, &config.database).await?;
         db::migrate(&pool).await?;
+        let replication = db::check_replication(&pool, &config.database).await?;
         let addr = config.listen;
         let listener = TcpListener::bind(addr)
             .await
@@ -107,6 +110,8 @@ impl Server {
             listener,
             metrics_listener,
             pool,
+            primary,
+            replication,
             tls,
             auth,
             config,
@@ -139,7 +144,15 @@ impl Server {
     ) -> Result<(), ServerError> {
         let tasks = Tasks::new();
         let (reporter, health) = tonic_health::server::health_reporter();
+        reporter
+            .set_service_status(SYNC_REPLICATION_HEALTH, serving(self.replication.healthy()))
+            .await;
         tasks.spawn(probe_health(self.pool.clone(), reporter, tasks.token()));
+        tasks.spawn(db::primary::follow(
+            self.pool.clone(),
+            self.primary.clone(),
+            tasks.token(),
+        ));
         let tail = Tail::with(
             Window::new(
                 DEFAULT_WINDOW_RECORDS,
@@ -288,7 +301,13 @@ fn reflection_v1alpha() -> Result<
         .build_v1alpha()?)
 }
 
-/// Reports SERVING only while PostgreSQL answers a trivial query.
+/// The health service name that reports whether acknowledged publishes survive a
+/// PostgreSQL failover right now (see [`db::replication`]).
+pub const SYNC_REPLICATION_HEALTH: &str = "pulsebus.sync_replication";
+
+/// Reports SERVING only while PostgreSQL answers a trivial query; and, under
+/// [`SYNC_REPLICATION_HEALTH`], SERVING only while commits wait for a synchronous
+/// standby that streams.
 async fn probe_health(pool: PgPool, reporter: HealthReporter, token: CancellationToken) {
     use tonic_health::ServingStatus;
     let mut tick = tokio::time::interval(HEALTH_PROBE_INTERVAL);
@@ -299,22 +318,41 @@ async fn probe_health(pool: PgPool, reporter: HealthReporter, token: Cancellatio
             _ = token.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let up = tokio::time::timeout(HEALTH_PROBE_INTERVAL, db::ping(&pool))
+        let replication = tokio::time::timeout(HEALTH_PROBE_INTERVAL, db::Replication::read(&pool))
             .await
-            .is_ok_and(|r| r.is_ok());
-        let status = if up {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
-        if last != Some(up) {
-            tracing::info!(database_up = up, "health changed");
-            last = Some(up);
+            .ok()
+            .and_then(Result::ok);
+        let up = replication.is_some();
+        let replicated = replication.as_ref().is_some_and(db::Replication::healthy);
+        if last != Some((up, replicated)) {
+            tracing::info!(
+                database_up = up,
+                sync_replication = replicated,
+                "health changed"
+            );
+            if let Some(replication) = replication.as_ref().filter(|_| last.is_some()) {
+                replication.log();
+            }
+            last = Some((up, replicated));
         }
-        set_health(&reporter, status).await;
+        set_health(&reporter, serving(up)).await;
+        reporter
+            .set_service_status(SYNC_REPLICATION_HEALTH, serving(replicated))
+            .await;
     }
     // Draining: load balancers should stop sending new calls here.
     set_health(&reporter, ServingStatus::NotServing).await;
+    reporter
+        .set_service_status(SYNC_REPLICATION_HEALTH, ServingStatus::NotServing)
+        .await;
+}
+
+fn serving(yes: bool) -> tonic_health::ServingStatus {
+    if yes {
+        tonic_health::ServingStatus::Serving
+    } else {
+        tonic_health::ServingStatus::NotServing
+    }
 }
 
 /// Sets the server's overall status and the EventBus service's.

@@ -6,32 +6,7 @@ use std::time::{Duration, Instant};
 use crate::helpers::*;
 use pulsebus::embedded_pg::cluster_url;
 use tonic::Code;
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-
-/// Waits (bounded) until the health service's Watch stream reports `want`.
-async fn wait_for_health(server: &TestServer, want: ServingStatus) {
-    let mut client = HealthClient::new(server.channel().await);
-    let mut watch = client
-        .watch(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let reached = async {
-        while let Some(reply) = watch.message().await.unwrap() {
-            if reply.status() == want {
-                return;
-            }
-        }
-        panic!("the health stream ended");
-    };
-    tokio::time::timeout(WAIT, reached)
-        .await
-        .unwrap_or_else(|_| panic!("health never became {want:?}"));
-}
 
 /// Stop PostgreSQL mid-stream: Publish fails with UNAVAILABLE (it does not hang; how
 /// long it took, against the 1 s database timeout, is printed), health turns
@@ -78,7 +53,7 @@ async fn the_server_rides_out_a_postgres_restart() {
         .unwrap_err();
     let failed_after = started.elapsed();
     eprintln!("publish failed after {failed_after:?} while PostgreSQL was down (db timeout 1 s)");
-    wait_for_health(&server, ServingStatus::NotServing).await;
+    wait_for_health(&server, "", ServingStatus::NotServing).await;
     let ended = tokio::time::timeout(WAIT, async {
         loop {
             if let Err(status) = stream.message().await {
@@ -99,7 +74,7 @@ async fn the_server_rides_out_a_postgres_restart() {
         .unwrap()
         .unwrap();
     assert_eq!(back, port, "the cluster came back on its port");
-    wait_for_health(&server, ServingStatus::Serving).await;
+    wait_for_health(&server, "", ServingStatus::Serving).await;
     let mut stream = subscribe(&mut client, sub_req("t", "c")).await;
     expect_heartbeat(&mut stream).await;
     publish(&mut client, "t", events("after", 1)).await;

@@ -22,11 +22,14 @@ use pulsebus::proto::pulsebus::v1::event_bus_client::EventBusClient;
 use pulsebus::server::Server;
 
 pub mod data_dir;
+pub mod health;
 pub mod probes;
 pub mod process;
+pub mod replicated;
 pub mod rng;
 
 pub use data_dir::DataDir;
+pub use health::wait_for_health;
 pub use rng::Rng;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;

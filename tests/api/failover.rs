@@ -1,0 +1,221 @@
+//! PostgreSQL fails over under a running server (issue 16): given every host in
+//! `DATABASE_URL`, pulsebus finds the promoted standby by itself; with a synchronous
+//! standby, nothing it acknowledged is lost and no offset is taken twice.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::helpers::replicated::ReplicatedPair;
+use crate::helpers::*;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+/// Failover rounds of the kill test, each on a fresh pair with its own seed
+/// (`PULSEBUS_FAILOVER_ROUNDS`, default 2).
+fn rounds() -> u64 {
+    std::env::var("PULSEBUS_FAILOVER_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+}
+
+/// Pause between two attempts of a publish that failed (retry pacing, not a wait for
+/// anything: the loop ends on the first success).
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
+
+/// Publishes `event` until it is acknowledged, with the same id each time (at most
+/// [`WAIT`]); the result, and how many attempts failed.
+async fn publish_until_acked(
+    client: &mut Client<Channel>,
+    topic: &str,
+    event: Event,
+) -> (PublishResult, usize) {
+    let request = PublishRequest {
+        topic: topic.to_owned(),
+        events: vec![event],
+    };
+    let started = Instant::now();
+    let mut failed = 0;
+    let mut pace = tokio::time::interval(RETRY_PAUSE);
+    loop {
+        pace.tick().await;
+        match client.publish(request.clone()).await {
+            Ok(reply) => return (reply.into_inner().results.remove(0), failed),
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+                assert!(
+                    started.elapsed() < WAIT,
+                    "no publish got through: {status:?}"
+                );
+                failed += 1;
+            }
+        }
+    }
+}
+
+fn numbered(topic: &str, n: usize) -> Event {
+    Event {
+        id: Uuid::new_v4().to_string(),
+        subject: format!("{topic}/{n}"),
+        ..event("grade.recorded", &format!(r#"{{"n": {n}}}"#))
+    }
+}
+
+/// A clean switchover (fast stop of the primary, then promote): the server, given
+/// both hosts, follows by itself; every event is there with its offset and bytes, new
+/// offsets continue the old ones, and a durable consumer resumes after its ack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_switchover_is_followed_without_loss_or_a_reused_offset() {
+    let pair = ReplicatedPair::start().await;
+    pair.create_database("switchover").await;
+    let server = TestServer::start_on(pair.both_hosts_url("switchover"), |c| {
+        c.database.db_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut client = server.client().await;
+    let before: Vec<Event> = (1..=20).map(|n| numbered("t", n)).collect();
+    publish(&mut client, "t", before.clone()).await;
+    let mut stream = subscribe(&mut client, sub_req("t", "audit")).await;
+    assert_eq!(
+        next_offsets(&mut stream, 10).await,
+        (1..=10).collect::<Vec<_>>()
+    );
+    ack(&mut client, "t", "audit", 10).await;
+    let stored_before = read_all(&mut client, "t").await;
+    drop(stream);
+
+    pair.stop_primary().await;
+    pair.promote_standby().await;
+    let promoted = Instant::now();
+    let (first, failed) = publish_until_acked(&mut client, "t", numbered("t", 21)).await;
+    println!(
+        "switchover: first publish acknowledged {:?} after the promotion ({failed} attempts failed)",
+        promoted.elapsed()
+    );
+    assert_eq!(
+        first.offset, 21,
+        "the next offset continues the old primary's"
+    );
+
+    let stored = read_all(&mut client, "t").await;
+    assert_eq!(stored.len(), 21);
+    assert_eq!(
+        stored[..20],
+        stored_before[..],
+        "the same events, offsets and bytes"
+    );
+    let mut stream = subscribe(&mut client, sub_req("t", "audit")).await;
+    assert_eq!(
+        next_record(&mut stream).await.offset,
+        11,
+        "resumes after its ack"
+    );
+}
+
+/// Acks `offset` for `consumer` (panics on error).
+async fn ack(client: &mut Client<Channel>, topic: &str, consumer: &str, offset: i64) {
+    client
+        .ack(AckRequest {
+            topic: topic.to_owned(),
+            consumer: consumer.to_owned(),
+            offset,
+            ..Default::default()
+        })
+        .await
+        .expect("ack succeeds");
+}
+
+const TOPICS: [&str; 3] = ["grades", "badges", "quizzes"];
+const PUBLISHERS: usize = 4;
+const PER_PUBLISHER: usize = 40;
+
+/// One publisher's acknowledged events: (topic, offset) -> the event sent.
+type Acked = HashMap<(String, i64), Event>;
+
+/// Publishes `PER_PUBLISHER` events round-robin over the topics, each until acked.
+async fn publisher(
+    mut client: Client<Channel>,
+    p: usize,
+    acked_count: tokio::sync::watch::Sender<usize>,
+) -> Acked {
+    let mut acked = Acked::new();
+    for n in 0..PER_PUBLISHER {
+        let topic = TOPICS[(p + n) % TOPICS.len()];
+        let event = numbered(topic, p * PER_PUBLISHER + n);
+        let (result, _) = publish_until_acked(&mut client, topic, event.clone()).await;
+        assert_eq!(result.id, event.id);
+        let earlier = acked.insert((topic.to_owned(), result.offset), event);
+        assert!(earlier.is_none(), "two acks at {topic}/{}", result.offset);
+        acked_count.send_modify(|c| *c += 1);
+    }
+    acked
+}
+
+/// 4 publishers on 3 topics; the primary is killed (postmaster and every backend
+/// at once) after a random number of acks, and the synchronous standby promoted.
+/// Every acknowledged event is on the new primary at its offset with its bytes,
+/// offsets are contiguous, and nothing is stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_publishes_survive_killing_the_primary_with_a_synchronous_standby() {
+    let mut rng = Rng::from_env_or_random("failover kill");
+    for round in 0..rounds() {
+        let kill_after = rng.between(1, PUBLISHERS * PER_PUBLISHER / 2);
+        println!("round {round}: kill after {kill_after} acks");
+        kill_under_load(kill_after).await;
+    }
+}
+
+async fn kill_under_load(kill_after: usize) {
+    let pair = ReplicatedPair::start().await;
+    pair.create_database("killed").await;
+    let server = TestServer::start_on(pair.both_hosts_url("killed"), |c| {
+        c.database.db_timeout = Duration::from_secs(1);
+        c.database.require_sync_replication = true;
+    })
+    .await;
+    let (count_tx, mut count_rx) = tokio::sync::watch::channel(0usize);
+    let mut publishers = Vec::new();
+    for p in 0..PUBLISHERS {
+        let client = server.client().await;
+        publishers.push(tokio::spawn(publisher(client, p, count_tx.clone())));
+    }
+    tokio::time::timeout(WAIT, count_rx.wait_for(|n| *n >= kill_after))
+        .await
+        .expect("the publishers make progress")
+        .unwrap();
+    pair.kill_primary();
+    pair.promote_standby().await;
+    println!("killed the primary after {kill_after} acks, promoted the standby");
+
+    let mut acked = Acked::new();
+    for publisher in publishers {
+        acked.extend(publisher.await.expect("a publisher finishes"));
+    }
+    assert_eq!(acked.len(), PUBLISHERS * PER_PUBLISHER);
+    let mut client = server.client().await;
+    for topic in TOPICS {
+        let stored = read_all(&mut client, topic).await;
+        let offsets: Vec<i64> = stored.iter().map(|r| r.offset).collect();
+        assert_eq!(
+            offsets,
+            (1..=stored.len() as i64).collect::<Vec<_>>(),
+            "{topic}: gapless"
+        );
+        let mine = acked.keys().filter(|(t, _)| t == topic).count();
+        assert_eq!(
+            stored.len(),
+            mine,
+            "{topic}: every stored event was acked once"
+        );
+        for record in stored {
+            let sent = &acked[&(topic.to_owned(), record.offset)];
+            let got = record.event.expect("an event");
+            assert_eq!(
+                got.id, sent.id,
+                "{topic}/{}: the acked event",
+                record.offset
+            );
+            assert_eq!(got.data, sent.data, "{topic}/{}: its bytes", record.offset);
+        }
+    }
+}
