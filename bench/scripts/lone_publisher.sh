@@ -62,6 +62,6 @@ round "no spans (RUST_LOG=warn)" RUST_LOG=warn
 echo "== one auto_explain plan of the append statement (first round):"
 # A log entry starts with the default prefix's timestamp; print the first entry that is a
 # plan (auto_explain's "plan:") of a statement inserting into events.
-awk '/^[0-9]{4}-[0-9]{2}-[0-9]{2} / { if (hit) exit; buf = ""; plan = /plan:/ }
+awk '/^[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] / { if (hit) exit; buf = ""; plan = /plan:/ }
   plan { buf = buf $0 "\n"; if (/INSERT INTO events/) hit = 1 }
   END { if (hit) printf "%s", buf; else print "(no plan of the append in the log)" }' "$dir/pg-first.log" | head -80

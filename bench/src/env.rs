@@ -13,6 +13,7 @@ use sqlx::PgPool;
 
 use crate::procs::ProcGroup;
 use crate::servers::{self, Cluster, LogProblems, ServerProc, WorkDir};
+use crate::standby::Standby;
 use crate::systems::{System, SystemKind, Target, postgres};
 
 /// What the environment needs to know.
@@ -27,6 +28,8 @@ pub struct EnvConfig {
     pub stat_statements: bool,
     /// pulsebus servers log their delivery stages (`fanout --fanout-stages`).
     pub trace_stages: bool,
+    /// The cluster gets a synchronous streaming standby (`--pg-sync-standby`).
+    pub sync_standby: bool,
 }
 
 /// How the first pulsebus server was started, to start a replica the same way.
@@ -44,6 +47,7 @@ pub struct Env {
     procs: Vec<ServerProc>,
     admin: Option<PgPool>,
     cluster: Option<Cluster>,
+    standby: Option<Standby>,
     pub notes: Vec<String>,
     launch: Option<PulsebusLaunch>,
     /// A second pulsebus server on the same database: its address and process index.
@@ -59,6 +63,7 @@ impl Env {
             procs: Vec::new(),
             admin: None,
             cluster: None,
+            standby: None,
             notes: Vec::new(),
             launch: None,
             replica: None,
@@ -91,6 +96,18 @@ impl Env {
                     .execute(&admin)
                     .await
                     .context("CREATE EXTENSION pg_stat_statements (is it preloaded?)")?;
+            }
+            if cfg.sync_standby {
+                let root = env._work.0.join("pg-standby");
+                let standby = Standby::start(root, cluster.port, &admin)
+                    .await
+                    .context("start the synchronous standby")?;
+                env.standby = Some(standby);
+                env.notes.push(
+                    "PostgreSQL: a synchronous standby on loopback (synchronous_standby_names = \
+                     'FIRST 1 (s1)'): every commit waits for its flush"
+                        .into(),
+                );
             }
             env.admin = Some(admin);
             env.cluster = Some(cluster);

@@ -12,6 +12,7 @@ mod report;
 mod scenarios;
 mod servers;
 mod stages;
+mod standby;
 mod stats;
 mod systems;
 
@@ -283,6 +284,12 @@ struct Cli {
     #[arg(long, value_parser = parse_setting, default_values = ["max_connections=700"])]
     pg_setting: Vec<(String, String)>,
 
+    /// Give the cluster a synchronous streaming standby on loopback, so every commit
+    /// (pulsebus's and the baselines') waits for it; pair with
+    /// --pulsebus-arg=--synchronous-commit=local|on|remote_apply to compare levels.
+    #[arg(long)]
+    pg_sync_standby: bool,
+
     /// Where the scratch directory (cluster, NATS stores) goes.
     #[arg(long, default_value_os_t = std::env::temp_dir())]
     work_dir: PathBuf,
@@ -370,6 +377,7 @@ async fn run(cli: &Cli, rows: Rows) -> Result<Vec<String>> {
         pg_settings: cli.pg_setting.clone(),
         stat_statements: cli.scenarios().contains(&Scenario::WorkQueue),
         trace_stages: cli.fanout_stages,
+        sync_standby: cli.pg_sync_standby,
     })
     .await
     .context("starting the systems")?;

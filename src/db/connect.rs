@@ -121,7 +121,7 @@ fn describe(primary: &Primary, answers: &[(usize, Answer)]) -> String {
         .iter()
         .map(|(index, answer)| {
             let said = match answer {
-                Answer::Primary => "primary".to_owned(),
+                Answer::Primary(_) => "primary".to_owned(),
                 Answer::Standby => "a standby (in recovery)".to_owned(),
                 Answer::Failed(e) => e.to_string(),
             };

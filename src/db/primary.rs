@@ -42,13 +42,19 @@ struct Host {
 /// What asking one host gave.
 #[derive(Debug)]
 pub enum Answer {
-    /// It is the primary.
-    Primary,
+    /// It is a primary, on this timeline (`None` when it could not say).
+    Primary(Option<u32>),
     /// It answers, in recovery (a standby).
     Standby,
     /// It cannot be reached, or refused us.
     Failed(sqlx::Error),
 }
+
+/// Whether the server is in recovery, and a primary's timeline: the first 8 hex digits
+/// of its current WAL file's name. A promotion starts a new timeline, so of two
+/// primaries the one on the higher timeline was promoted last.
+const ASK: &str = "SELECT pg_is_in_recovery(), CASE WHEN NOT pg_is_in_recovery() \
+                   THEN substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) END";
 
 impl Primary {
     /// The hosts of `url`, each with pulsebus's pinned session settings; the first is
@@ -94,31 +100,57 @@ impl Primary {
     pub async fn ask(&self, index: usize, timeout: Duration) -> Answer {
         let asked = async {
             let mut conn = PgConnection::connect_with(&self.hosts[index].options).await?;
-            let standby = in_recovery(&mut conn).await;
+            let answer: Result<(bool, Option<String>), _> =
+                sqlx::query_as(ASK).fetch_one(&mut conn).await;
             let _ = conn.close().await;
-            standby
+            answer
         };
         match tokio::time::timeout(timeout, asked).await {
-            Ok(Ok(false)) => Answer::Primary,
-            Ok(Ok(true)) => Answer::Standby,
+            Ok(Ok((false, timeline))) => {
+                Answer::Primary(timeline.and_then(|t| u32::from_str_radix(&t, 16).ok()))
+            }
+            Ok(Ok((true, _))) => Answer::Standby,
             Ok(Err(e)) => Answer::Failed(e),
             Err(_) => Answer::Failed(sqlx::Error::PoolTimedOut),
         }
     }
 
-    /// Asks every host, the current one first; the first primary found, with what
-    /// each host answered before it.
+    /// Asks every host, the current one first. The primary is the one on the highest
+    /// timeline: a failed primary that comes back as a primary (split brain) stays on
+    /// the timeline its standby left when promoted, so pulsebus keeps to the promoted
+    /// one (and logs both). Returns it, with every host's answer.
     pub async fn find(&self, timeout: Duration) -> (Option<usize>, Vec<(usize, Answer)>) {
         let start = self.current_index();
         let mut answers = Vec::new();
         for step in 0..self.hosts.len() {
             let index = (start + step) % self.hosts.len();
-            match self.ask(index, timeout).await {
-                Answer::Primary => return (Some(index), answers),
-                other => answers.push((index, other)),
-            }
+            answers.push((index, self.ask(index, timeout).await));
         }
-        (None, answers)
+        let primaries: Vec<(usize, Option<u32>)> = answers
+            .iter()
+            .filter_map(|(index, answer)| match answer {
+                Answer::Primary(timeline) => Some((*index, *timeline)),
+                _ => None,
+            })
+            .collect();
+        if primaries.len() > 1 {
+            let found: Vec<String> = primaries
+                .iter()
+                .map(|(i, t)| format!("{} (timeline {t:?})", self.hosts[*i].label))
+                .collect();
+            tracing::error!(
+                primaries = %found.join(", "),
+                "several PostgreSQL hosts answer as primary (split brain): using the one on \
+                 the highest timeline; fence the other"
+            );
+        }
+        // max_by_key keeps the last of equals: reverse so the first asked wins ties.
+        let chosen = primaries
+            .iter()
+            .rev()
+            .max_by_key(|(_, timeline)| *timeline)
+            .map(|(index, _)| *index);
+        (chosen, answers)
     }
 
     /// Takes host `index` for the primary from now on; connections opened before are

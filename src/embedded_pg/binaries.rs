@@ -5,8 +5,19 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The first directory holding both `initdb` and `pg_ctl`.
+/// The first directory holding both `initdb` and `pg_ctl`, resolved to where `initdb`
+/// really is (a directory on `PATH` may hold only symlinks to a few of the programs,
+/// and the others, `pg_basebackup` say, are beside the real one).
 pub fn find_bin_dir() -> Option<PathBuf> {
+    let found = find_tools_dir()?;
+    let real = fs::canonicalize(found.join("initdb")).ok();
+    Some(
+        real.and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or(found),
+    )
+}
+
+fn find_tools_dir() -> Option<PathBuf> {
     let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
     let from_path = std::env::var_os("PATH")
         .into_iter()

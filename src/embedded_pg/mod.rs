@@ -21,7 +21,7 @@ use std::process::{Command, Output};
 
 use nix::unistd::{Uid, User};
 
-pub use binaries::find_bin_dir;
+use binaries::find_bin_dir;
 use created::{Created, create_dirs};
 pub use instance::EmbeddedPostgres;
 pub use reach::Unreachable;
@@ -198,6 +198,38 @@ impl PgCluster {
             &["-D", path_str(&data), "-m", "fast", "-w", "stop"],
         )?;
         self.check("pg_ctl stop", out)
+    }
+
+    /// Makes this (not yet initialised) cluster a streaming standby of the primary on
+    /// 127.0.0.1:`primary_port`: `pg_basebackup -X stream -R -C -S <name>`, which
+    /// creates replication slot `name` there and writes `primary_conninfo` with
+    /// `application_name=<name>`. Start it with [`PgCluster::ensure_running`]. For
+    /// test and benchmark clusters.
+    pub fn base_backup_from(&self, primary_port: u16, name: &str) -> Result<()> {
+        self.check_reachable()?;
+        self.prepare_dirs()?;
+        let conninfo =
+            format!("host=127.0.0.1 port={primary_port} user=postgres application_name={name}");
+        let data = self.data_dir();
+        let args = [
+            "-d",
+            &conninfo,
+            "-D",
+            path_str(&data),
+            "-X",
+            "stream",
+            "-R",
+            "-C",
+        ];
+        let out = self.run("pg_basebackup", &[&args[..], &["-S", name]].concat())?;
+        self.check("pg_basebackup", out)
+    }
+
+    /// Promotes this standby to primary (`pg_ctl promote -w`).
+    pub fn promote(&self) -> Result<()> {
+        let data = self.data_dir();
+        let out = self.run("pg_ctl", &["promote", "-w", "-D", path_str(&data)])?;
+        self.check("pg_ctl promote", out)
     }
 
     /// The port of the postmaster serving this data directory, if one is alive.

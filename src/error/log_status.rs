@@ -42,6 +42,24 @@ pub(super) fn log_status(err: &LogError, message: String) -> Mapped {
             ];
             (Code::OutOfRange, message, info("OFFSET_OUT_OF_RANGE", meta))
         }
+        LogError::LogDiverged {
+            topic,
+            offset,
+            head,
+            seen_id,
+        } => {
+            let meta = [
+                ("topic", topic.clone()),
+                ("offset", offset.to_string()),
+                ("head_offset", head.to_string()),
+                ("last_seen_event_id", seen_id.to_string()),
+            ];
+            (
+                Code::FailedPrecondition,
+                message,
+                info("LOG_DIVERGED", meta),
+            )
+        }
         LogError::EventTooLarge {
             topic,
             index,

@@ -88,8 +88,12 @@ impl EventBusService {
     ) -> Result<SubscribeStream, ApiError> {
         validate::request_size(&req, &self.limits)?;
         let batch_records = validate::batch_records(req.batch_records)?;
+        let last_seen = validate::last_seen(req.last_seen.as_ref())?;
         let params = validate::subscribe(req)?;
         who.check(Action::Subscribe, &params.topic)?;
+        if let Some(seen) = last_seen {
+            self.log.check_seen(&params.topic, seen).await?;
+        }
         let (topic, consumer) = (params.topic.clone(), params.consumer.clone());
         let items = ReceiverStream::new(self.engine.subscribe(params, peer).await?);
         let items = observe::subscription(&self.metrics, &topic, consumer.as_deref(), items);

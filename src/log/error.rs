@@ -42,6 +42,24 @@ pub enum LogError {
         /// The topic's first retained offset.
         first_offset: i64,
     },
+    /// The topic no longer holds a record the subscriber says it handled: the log
+    /// diverged (an asynchronous failover lost recent events and reused their offsets).
+    #[error(
+        "the log of topic '{topic}' no longer holds what this subscriber saw, from offset \
+         {offset} on (its last seen event is {seen_id}; the head is {head}): the log \
+         diverged, as in an asynchronous PostgreSQL failover, and the events there are not \
+         the ones it handled"
+    )]
+    LogDiverged {
+        /// The topic.
+        topic: String,
+        /// The first offset at which the log no longer holds what the subscriber saw.
+        offset: i64,
+        /// The topic's head now.
+        head: i64,
+        /// The id the subscriber saw last.
+        seen_id: Uuid,
+    },
     /// An event is larger than its topic's `max_event_bytes`.
     #[error(
         "events[{index}]: {bytes} exceeds the limit of {limit} bytes of topic '{topic}' \

@@ -219,3 +219,145 @@ async fn kill_under_load(kill_after: usize) {
         }
     }
 }
+
+/// The negative control: asynchronous replication, the walsender stalled, then the
+/// primary killed and the standby promoted. The harness must see the acknowledged
+/// events 6..=10 gone and offset 6 taken by a new event; and a consumer of the Rust
+/// client that saw 1..=10 gets LOG_DIVERGED on its resubscribe (the client sends what
+/// it saw last by itself), not the new event at an offset it already handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_asynchronous_failover_lost_acks_are_seen_and_a_consumer_gets_log_diverged() {
+    use pulsebus_client as pc;
+    use tonic_types::StatusExt;
+
+    let pair = ReplicatedPair::start_async().await;
+    pair.create_database("diverged").await;
+    let server = TestServer::start_on(pair.both_hosts_url("diverged"), |c| {
+        c.database.db_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut client = server.client().await;
+    publish(
+        &mut client,
+        "t",
+        (1..=5).map(|n| numbered("t", n)).collect(),
+    )
+    .await;
+    let standby = pair.standby("diverged").await;
+    let (replayed, _) = settle(
+        Duration::from_millis(20),
+        || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events WHERE topic = 't'")
+                .fetch_one(&standby)
+                .await
+                .unwrap_or(0)
+        },
+        |n| *n == 5,
+    )
+    .await;
+    assert_eq!(replayed, 5, "the standby has the first five");
+    pair.stall_walsender().await;
+    let lost = publish(
+        &mut client,
+        "t",
+        (6..=10).map(|n| numbered("t", n)).collect(),
+    )
+    .await;
+
+    let consumer_client = pc::Client::connect(format!("http://{}", server.addr)).unwrap();
+    let mut consumer = consumer_client
+        .consumer(pc::ConsumerOptions::new("t", "audit"))
+        .unwrap();
+    for expected in 1..=10 {
+        let message = tokio::time::timeout(WAIT, consumer.next())
+            .await
+            .expect("a message in time")
+            .expect("the consumer is open")
+            .expect("the consumer works");
+        assert_eq!(message.offset(), expected);
+    }
+
+    pair.kill_primary();
+    pair.promote_standby().await;
+    let (fresh, _) = publish_until_acked(&mut client, "t", numbered("t", 100)).await;
+    let stored = read_all(&mut client, "t").await;
+    let ids: Vec<&str> = stored
+        .iter()
+        .map(|r| r.event.as_ref().unwrap().id.as_str())
+        .collect();
+    for acked in &lost {
+        assert!(
+            !ids.contains(&acked.id.as_str()),
+            "the harness sees acked {} lost",
+            acked.offset
+        );
+    }
+    assert_eq!(
+        fresh.offset, 6,
+        "and offset 6 taken again, by another event"
+    );
+
+    let next = tokio::time::timeout(WAIT, consumer.next())
+        .await
+        .expect("the consumer answers in time")
+        .expect("the consumer reports before it closes");
+    let err = match next {
+        Ok(message) => panic!("handed out offset {} of a diverged log", message.offset()),
+        Err(err) => err,
+    };
+    let pc::ClientError::Status(status) = err else {
+        panic!("not a status: {err}");
+    };
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    let info = status.get_details_error_info().expect("an ErrorInfo");
+    assert_eq!(info.reason, "LOG_DIVERGED");
+}
+
+/// Events of `topic` stored on the PostgreSQL at `url`.
+async fn stored_on(url: &str, topic: &str) -> i64 {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::query_scalar("SELECT count(*) FROM events WHERE topic = $1")
+        .bind(topic)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+}
+
+/// Split brain: the killed primary comes back as a primary beside the promoted standby.
+/// A server started now, given both hosts with the old one first, takes the promoted
+/// one (the higher timeline), so its publishes land there and not on the old primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resurrected_old_primary_is_not_chosen_over_the_promoted_standby() {
+    let pair = ReplicatedPair::start().await;
+    pair.create_database("brain").await;
+    let first = TestServer::start_on(pair.both_hosts_url("brain"), |c| {
+        c.database.db_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut client = first.client().await;
+    publish(
+        &mut client,
+        "t",
+        (1..=3).map(|n| numbered("t", n)).collect(),
+    )
+    .await;
+    pair.kill_primary();
+    pair.promote_standby().await;
+    let (after, _) = publish_until_acked(&mut client, "t", numbered("t", 4)).await;
+    assert_eq!(after.offset, 4);
+    first.stop().await;
+
+    pair.restart_old_primary().await;
+    let second = TestServer::start_on(pair.both_hosts_url("brain"), |_| {}).await;
+    let mut client = second.client().await;
+    let results = publish(&mut client, "t", vec![numbered("t", 5)]).await;
+    assert_eq!(results[0].offset, 5, "continues the promoted log");
+    let old = format!("postgres://postgres@127.0.0.1:{}/brain", pair.primary_port);
+    let promoted = format!("postgres://postgres@127.0.0.1:{}/brain", pair.standby_port);
+    assert_eq!(
+        stored_on(&old, "t").await,
+        3,
+        "nothing new on the old primary"
+    );
+    assert_eq!(stored_on(&promoted, "t").await, 5);
+}

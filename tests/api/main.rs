@@ -11,6 +11,7 @@ mod catchup_sharing;
 mod cli;
 mod client;
 mod consumers;
+mod divergence;
 mod e2e;
 mod error_details;
 mod failover;

@@ -286,3 +286,15 @@ async fn node_run_extends_the_ack_deadline_while_a_handler_works() {
     )
     .await;
 }
+
+/// A consumer sends what it saw last on every resubscribe: after its log was cut back
+/// (as an asynchronous failover would), it ends with LOG_DIVERGED.
+#[tokio::test]
+async fn node_consumer_whose_log_diverged_ends_with_log_diverged() {
+    let server = TestServer::start().await;
+    run_test_file(
+        "a_consumer_whose_log_diverged_ends_with_log_diverged.test.mjs",
+        server,
+    )
+    .await;
+}

@@ -230,3 +230,10 @@ async fn shutdown_without_draining_nacks_the_messages_in_hand() {
 async fn python_consumers_request_batches_and_unpack_them_in_order() {
     passes("batches_are_requested_and_unpacked_in_order").await;
 }
+
+/// A consumer sends what it saw last on every resubscribe: after its log was cut back
+/// (as an asynchronous failover would), it ends with LOG_DIVERGED.
+#[tokio::test]
+async fn a_python_consumer_whose_log_diverged_ends_with_log_diverged() {
+    passes("a_consumer_whose_log_diverged_ends_with_log_diverged").await;
+}

@@ -162,6 +162,7 @@ impl Client {
             state: state_tx,
             drain: drain.clone(),
             close: close.clone(),
+            last_seen: std::sync::Mutex::new(None),
         };
         Ok(Consumer {
             options,

@@ -18,7 +18,7 @@ use super::{ConsumerOptions, State};
 use crate::connect::Client;
 use crate::error::{ClientError, is_resumable};
 use crate::proto::pulsebus::v1::{
-    Record, SubscribeRequest, SubscribeResponse, subscribe_response::Message as Sent,
+    LastSeen, Record, SubscribeRequest, SubscribeResponse, subscribe_response::Message as Sent,
 };
 
 /// What the engine shares with the consumer handle.
@@ -33,6 +33,10 @@ pub(super) struct Engine {
     pub drain: CancellationToken,
     /// Close the stream and stop.
     pub close: CancellationToken,
+    /// The newest record handed out, sent as `last_seen` when a stream is opened
+    /// again, so a log that diverged under us (an asynchronous PostgreSQL failover) is
+    /// refused with LOG_DIVERGED instead of handing out other events at offsets seen.
+    pub last_seen: std::sync::Mutex<Option<LastSeen>>,
 }
 
 /// How a stream ended.
@@ -82,7 +86,12 @@ impl Engine {
     /// One stream, from opening it to its end.
     async fn session(&self) -> Ended {
         self.state.send_replace(State::Connecting);
-        let opened = self.client.stub().subscribe(request(&self.options)).await;
+        let last_seen = self.last_seen.lock().expect("never poisoned").clone();
+        let opened = self
+            .client
+            .stub()
+            .subscribe(request(&self.options, last_seen))
+            .await;
         let mut stream = match opened {
             Ok(response) => response.into_inner(),
             Err(status) => return ended_by(status, false),
@@ -152,8 +161,21 @@ impl Engine {
         if !self.held.take((record.offset, epoch)) {
             return true;
         }
+        self.note_seen(&record);
         let message = Message::new(record, epoch, self.commands.clone(), self.held.clone());
         self.hand_out(message).await
+    }
+
+    /// Keeps `record` as the last seen when it is the newest so far.
+    fn note_seen(&self, record: &Record) {
+        let Some(event) = &record.event else { return };
+        let mut last = self.last_seen.lock().expect("never poisoned");
+        if last.as_ref().is_none_or(|l| record.offset > l.offset) {
+            *last = Some(LastSeen {
+                offset: record.offset,
+                event_id: event.id.clone(),
+            });
+        }
     }
 
     /// Gives the user a message, unless the consumer drains or is gone meanwhile.
@@ -176,8 +198,9 @@ impl Engine {
 }
 
 /// The Subscribe request for `o`: batches of up to `o.batch_records` (the default asks
-/// for them), which [`Engine::deliver`] unpacks one record at a time.
-fn request(o: &ConsumerOptions) -> SubscribeRequest {
+/// for them), which [`Engine::deliver`] unpacks one record at a time; `last_seen` the
+/// newest record handed out by an earlier stream.
+fn request(o: &ConsumerOptions, last_seen: Option<LastSeen>) -> SubscribeRequest {
     SubscribeRequest {
         topic: o.topic.clone(),
         consumer: o.consumer.clone(),
@@ -186,6 +209,7 @@ fn request(o: &ConsumerOptions) -> SubscribeRequest {
         max_in_flight: o.max_in_flight,
         config: o.config.clone(),
         batch_records: o.batch_records,
+        last_seen,
     }
 }
 
@@ -208,9 +232,9 @@ mod tests {
     #[test]
     fn consumers_ask_for_batches_by_default_and_zero_turns_them_off() {
         let mut options = ConsumerOptions::new("t", "c");
-        assert_eq!(request(&options).batch_records, DEFAULT_BATCH_RECORDS);
+        assert_eq!(request(&options, None).batch_records, DEFAULT_BATCH_RECORDS);
         const { assert!(DEFAULT_BATCH_RECORDS > 1) };
         options.batch_records = 0;
-        assert_eq!(request(&options).batch_records, 0);
+        assert_eq!(request(&options, None).batch_records, 0);
     }
 }

@@ -54,6 +54,12 @@ export class Consumer extends EventEmitter implements SettleTarget {
   private epoch: string | undefined;
   /** Highest offset handed out in the current epoch (exclusive and ephemeral). */
   private delivered: bigint | undefined;
+  /**
+   * The newest record received, sent as `lastSeen` on every resubscribe: a log that
+   * diverged under us (an asynchronous PostgreSQL failover) then fails with
+   * LOG_DIVERGED instead of handing out other events at offsets already seen.
+   */
+  private lastSeen: { offset: bigint; eventId: string } | undefined;
   private learned = false;
   /** close() has given back what it held. */
   private released = false;
@@ -236,7 +242,7 @@ export class Consumer extends EventEmitter implements SettleTarget {
       let received = false;
       let ended = false;
       const stub = this.client.stub;
-      const call = stub.Subscribe(subscribeRequest(this.topic, this.name, this.options, this.name === "" ? this.delivered : undefined) as never, this.client.metadata());
+      const call = stub.Subscribe(subscribeRequest(this.topic, this.name, this.options, this.name === "" ? this.delivered : undefined, this.lastSeen) as never, this.client.metadata());
       this.call = call;
       const quietMs = this.options.heartbeatTimeoutMs ?? 15_000;
       const finish = (error?: PulsebusError) => {
@@ -316,6 +322,9 @@ export class Consumer extends EventEmitter implements SettleTarget {
     }
     // Shared modes may deliver below it legitimately (redeliveries, key-shared subjects).
     if (this.delivered === undefined || offset > this.delivered) this.delivered = offset;
+    if (record.event && (this.lastSeen === undefined || offset > this.lastSeen.offset)) {
+      this.lastSeen = { offset, eventId: record.event.id };
+    }
     const message = new Message(record, this.name === "" ? undefined : this.epoch, this);
     this.unsettled.set(message.offset, message);
     if (!this.receiving) {

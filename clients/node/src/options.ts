@@ -65,7 +65,13 @@ export function durationMs(d: { seconds: string | number; nanos: number } | null
  * The SubscribeRequest for a consumer. An ephemeral subscription keeps no position on
  * the server: after a reconnect it asks for the records after `resumeAfter`.
  */
-export function subscribeRequest(topic: string, name: string, o: ConsumerOptions, resumeAfter?: bigint): Record<string, unknown> {
+export function subscribeRequest(
+  topic: string,
+  name: string,
+  o: ConsumerOptions,
+  resumeAfter?: bigint,
+  lastSeen?: { offset: bigint; eventId: string },
+): Record<string, unknown> {
   const request: Record<string, unknown> = {
     topic,
     consumer: name,
@@ -73,6 +79,7 @@ export function subscribeRequest(topic: string, name: string, o: ConsumerOptions
     maxInFlight: o.maxInFlight ?? 0,
     batchRecords: o.batchRecords ?? DEFAULT_BATCH_RECORDS,
   };
+  if (lastSeen) request.lastSeen = { offset: String(lastSeen.offset), eventId: lastSeen.eventId };
   let start: Start | undefined = o.start;
   if (resumeAfter !== undefined) start = { offset: String(resumeAfter + 1n) };
   if (start === "earliest") request.start = { earliest: {} };

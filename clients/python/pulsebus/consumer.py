@@ -190,6 +190,10 @@ class Consumer:
         self._in_hand: dict[int, int] = {}  # offset -> serial of the Message holding it
         self._serials = itertools.count(1)
         self._last_offset: int | None = None  # exclusive: newest offset received
+        # The newest record received, sent as last_seen on every resubscribe: a log that
+        # diverged under us (an asynchronous PostgreSQL failover) then fails with
+        # LOG_DIVERGED instead of handing out other events at offsets already seen.
+        self._last_seen: tuple[int, str] | None = None
         self._receiving = True
         self._error: BaseException | None = None
         self._pump_task: asyncio.Task[None] | None = None
@@ -395,6 +399,8 @@ class Consumer:
         request = pb.SubscribeRequest(topic=self.topic, consumer=self.name, types=self.types,
                                       max_in_flight=self.max_in_flight, config=self.config,
                                       batch_records=self.batch_records)
+        if self._last_seen is not None:
+            request.last_seen.offset, request.last_seen.event_id = self._last_seen
         if self.start == "latest":
             request.start.latest.SetInParent()
         elif self.start in (None, "earliest"):
@@ -523,6 +529,8 @@ class Consumer:
                             self.topic, self.name, offset, self._last_offset)
         if self.exclusive:
             self._last_offset = offset
+        if record.HasField("event") and (self._last_seen is None or offset > self._last_seen[0]):
+            self._last_seen = (offset, record.event.id)
         serial = next(self._serials)
         self._in_hand[offset] = serial
         self.stats.delivered += 1

@@ -55,6 +55,9 @@ pub struct Tail {
 struct Progress {
     printed: u64,
     last_offset: Option<i64>,
+    /// The last record printed, sent again as `last_seen` on a resubscribe (a log that
+    /// diverged under us then fails with LOG_DIVERGED).
+    last_seen: Option<pb::LastSeen>,
     /// Whether a subscription was ever attached: failing before that is reported,
     /// after it is ridden out.
     attached_once: bool,
@@ -122,6 +125,10 @@ impl Tail {
             progress.attached_once = true;
             progress.attached_now = true;
             let offset = record.offset;
+            let seen = record.event.as_ref().map(|e| pb::LastSeen {
+                offset,
+                event_id: e.id.clone(),
+            });
             if output.json {
                 output.json_line(&record_json(record))?;
             } else {
@@ -129,6 +136,7 @@ impl Tail {
             }
             progress.printed += 1;
             progress.last_offset = Some(offset);
+            progress.last_seen = seen.or(progress.last_seen.take());
             if self.ack {
                 self.ack_one(&mut client, offset, epoch).await?;
             }
@@ -148,6 +156,7 @@ impl Tail {
             consumer: self.consumer.clone().unwrap_or_default(),
             start: start.map(Into::into),
             types: self.types.clone(),
+            last_seen: progress.last_seen.clone(),
             ..Default::default()
         }
     }

@@ -18,7 +18,7 @@ pub use publish::publish;
 pub use read::{DEFAULT_READ_LIMIT, MAX_READ_LIMIT, ReadParams, read};
 pub use subscribe::{
     Acked, DEFAULT_MAX_IN_FLIGHT, MAX_BATCH_RECORDS, MAX_IN_FLIGHT, ack, batch_records,
-    delete_consumer, seek, subscribe,
+    delete_consumer, last_seen, seek, subscribe,
 };
 pub use topics::{create_topic, delete_topic, topic_name, update_topic};
 pub use work_queue::{MAX_OFFSETS, NackParams, extend, nack, update_consumer};

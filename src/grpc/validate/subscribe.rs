@@ -1,7 +1,10 @@
 //! Validation of Subscribe and the consumer RPCs (Ack, Seek, DeleteConsumer).
 
+use uuid::Uuid;
+
 use super::{consumer, required_consumer, timestamp, topic, types};
 use crate::error::ApiError;
+use crate::log::Seen;
 use crate::proto::pulsebus::v1 as pb;
 use crate::subscribe::{Start, SubscribeParams};
 
@@ -25,6 +28,33 @@ pub fn batch_records(n: u32) -> Result<usize, ApiError> {
         )),
         n => Ok(n as usize),
     }
+}
+
+/// Validates `SubscribeRequest.last_seen`: unset, or an offset of at least 1 and the
+/// UUID of the event there.
+pub fn last_seen(seen: Option<&pb::LastSeen>) -> Result<Option<Seen>, ApiError> {
+    let Some(seen) = seen else {
+        return Ok(None);
+    };
+    if seen.offset < 1 {
+        return Err(ApiError::invalid(
+            "last_seen.offset",
+            format!("{} is not an offset: offsets start at 1", seen.offset),
+        ));
+    }
+    let id = Uuid::parse_str(&seen.event_id).map_err(|_| {
+        ApiError::invalid(
+            "last_seen.event_id",
+            format!(
+                "{:?} is not a UUID (the id of the event at last_seen.offset)",
+                seen.event_id
+            ),
+        )
+    })?;
+    Ok(Some(Seen {
+        offset: seen.offset,
+        id,
+    }))
 }
 
 /// A start position; unset means earliest.
@@ -147,6 +177,7 @@ mod tests {
             max_in_flight,
             config: None,
             batch_records: 0,
+            last_seen: None,
         }
     }
 

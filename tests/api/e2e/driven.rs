@@ -11,6 +11,7 @@
 //! | `pulsebus-test: stop` | the server stops gracefully (the address refuses connections) | `ok` |
 //! | `pulsebus-test: start` | a stopped server starts again on the same address and database | `ok` |
 //! | `pulsebus-test: replica` | a second server starts on the same database | `ok http://127.0.0.1:<port>` |
+//! | `pulsebus-test: rewind <topic> <offset>` | (with the server stopped) the topic's log is cut back to `offset`, its later events deleted and consumers past it moved back, as an asynchronous PostgreSQL failover would leave it | `ok` |
 //!
 //! Every other line is kept as the program's output. The test passes when the program
 //! exits with status 0 within the timeout.
@@ -78,6 +79,15 @@ impl Servers {
                 self.replicas.push(replica);
                 url
             }
+            other if other.starts_with("rewind ") => {
+                let mut args = other.split_whitespace().skip(1);
+                let (Some(topic), Some(offset)) = (args.next(), args.next()) else {
+                    panic!("rewind wants a topic and an offset: {other:?}");
+                };
+                assert!(self.primary.is_none(), "rewind only a stopped server's log");
+                rewind(&self.database_url, topic, offset.parse().unwrap()).await;
+                "ok".into()
+            }
             other => panic!("the driven program asked for {other:?}, which is not a request"),
         }
     }
@@ -95,6 +105,25 @@ impl Servers {
             self.primary = Some(server);
         }
     }
+}
+
+/// Cuts `topic`'s log back to `head`, as an asynchronous failover that lost the later
+/// events would.
+async fn rewind(database_url: &str, topic: &str, head: i64) {
+    let pool = sqlx::PgPool::connect(database_url).await.unwrap();
+    for sql in [
+        "DELETE FROM events WHERE topic = $1 AND \"offset\" > $2",
+        "UPDATE topics SET head = $2 WHERE name = $1",
+        "UPDATE consumers SET committed = LEAST(committed, $2) WHERE topic = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(topic)
+            .bind(head)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
 }
 
 /// Runs `program args...` in `dir` against `server` (which it owns from now on), answering

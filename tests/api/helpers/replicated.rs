@@ -5,13 +5,9 @@
 //! `primary_conninfo` with `application_name=s1`); `synchronous_standby_names` is set
 //! only once it streams, since before that even DDL would wait for it.
 
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use nix::unistd::{Uid, User};
-use pulsebus::embedded_pg::{PgCluster, cluster_url, find_bin_dir};
+use pulsebus::embedded_pg::cluster_url;
 
 use super::{DataDir, settle};
 
@@ -33,10 +29,7 @@ impl ReplicatedPair {
     /// Starts the primary, makes and starts the standby, waits until it streams and
     /// then makes it synchronous (`FIRST 1 (s1)`).
     pub async fn start() -> Self {
-        let pair = tokio::task::spawn_blocking(Self::start_both)
-            .await
-            .expect("the replicated pair starts");
-        pair.wait_streaming(true).await;
+        let pair = Self::start_async().await;
         let admin = pair.admin().await;
         sqlx::query("ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (s1)'")
             .execute(&admin)
@@ -50,6 +43,31 @@ impl ReplicatedPair {
         pair
     }
 
+    /// The same with asynchronous replication: commits do not wait for the standby.
+    pub async fn start_async() -> Self {
+        let pair = tokio::task::spawn_blocking(Self::start_both)
+            .await
+            .expect("the replicated pair starts");
+        pair.wait_streaming(true).await;
+        pair
+    }
+
+    /// Stops (SIGSTOP) the primary's walsender: from now on the standby gets nothing,
+    /// while asynchronous commits still return.
+    pub async fn stall_walsender(&self) {
+        let pid: i32 =
+            sqlx::query_scalar("SELECT pid FROM pg_stat_replication WHERE application_name = $1")
+                .bind(STANDBY)
+                .fetch_one(&self.admin().await)
+                .await
+                .expect("a walsender serves the standby");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGSTOP,
+        )
+        .expect("the walsender is stopped");
+    }
+
     fn start_both() -> Self {
         let primary_dir = DataDir::new();
         let primary_port = primary_dir
@@ -58,7 +76,10 @@ impl ReplicatedPair {
             .ensure_running()
             .expect("the primary starts");
         let standby_dir = DataDir::new();
-        base_backup(primary_port, &standby_dir.cluster());
+        standby_dir
+            .cluster()
+            .base_backup_from(primary_port, STANDBY)
+            .expect("pg_basebackup makes the standby");
         let standby_port = standby_dir
             .cluster()
             .ensure_running()
@@ -104,26 +125,23 @@ impl ReplicatedPair {
         kill(postmaster, Signal::SIGKILL).expect("the postmaster is killed");
     }
 
+    /// Starts the old primary again, as the primary it was (after [`Self::kill_primary`]
+    /// and a promotion: split brain, two primaries).
+    pub async fn restart_old_primary(&self) {
+        let cluster = self.primary_dir.cluster();
+        tokio::task::spawn_blocking(move || cluster.ensure_running())
+            .await
+            .unwrap()
+            .expect("the old primary starts again");
+    }
+
     /// Promotes the standby (`pg_ctl promote -w`): it is the primary once this returns.
     pub async fn promote_standby(&self) {
-        let data = self.standby_dir.cluster().data_dir();
-        tokio::task::spawn_blocking(move || {
-            let out = as_postgres(Command::new(pg_tool("pg_ctl")).args([
-                "promote",
-                "-w",
-                "-D",
-                path(&data),
-            ]))
-            .output()
-            .expect("pg_ctl runs");
-            assert!(
-                out.status.success(),
-                "pg_ctl promote: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        })
-        .await
-        .unwrap();
+        let cluster = self.standby_dir.cluster();
+        tokio::task::spawn_blocking(move || cluster.promote())
+            .await
+            .unwrap()
+            .expect("the standby is promoted");
     }
 
     /// The URL of database `db` on the primary.
@@ -213,56 +231,6 @@ impl ReplicatedPair {
     }
 }
 
-/// `pg_basebackup` of the primary into `standby`'s data directory, as the user
-/// PostgreSQL runs as.
-fn base_backup(primary_port: u16, standby: &PgCluster) {
-    let data = standby.data_dir();
-    let root = data.parent().unwrap();
-    std::fs::create_dir_all(root).unwrap();
-    if let Some(user) = run_as() {
-        std::os::unix::fs::chown(root, Some(user.uid.as_raw()), Some(user.gid.as_raw())).unwrap();
-    }
-    let conninfo =
-        format!("host=127.0.0.1 port={primary_port} user=postgres application_name={STANDBY}");
-    let mut cmd = Command::new(pg_tool("pg_basebackup"));
-    cmd.args([
-        "-d",
-        &conninfo,
-        "-D",
-        path(&data),
-        "-X",
-        "stream",
-        "-R",
-        "-C",
-    ])
-    .args(["-S", STANDBY])
-    .current_dir(root);
-    let out = as_postgres(&mut cmd)
-        .output()
-        .unwrap_or_else(|e| panic!("pg_basebackup runs in {}: {e}", root.display()));
-    assert!(
-        out.status.success(),
-        "pg_basebackup: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A PostgreSQL program from the directory `initdb` really is in (the one on `PATH`
-/// may be a lone symlink to it).
-fn pg_tool(name: &str) -> std::path::PathBuf {
-    let bin = find_bin_dir().expect("PostgreSQL binaries are installed");
-    let initdb = std::fs::canonicalize(bin.join("initdb")).unwrap();
-    initdb.parent().unwrap().join(name)
-}
-
-/// `cmd`, run as the user PostgreSQL runs as (`postgres` when we are root).
-fn as_postgres(cmd: &mut Command) -> &mut Command {
-    if let Some(user) = run_as() {
-        cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
-    }
-    cmd
-}
-
 /// The pids whose parent is `parent` (from /proc).
 fn children_of(parent: i32) -> Vec<i32> {
     let entries = std::fs::read_dir("/proc").unwrap();
@@ -276,16 +244,4 @@ fn children_of(parent: i32) -> Vec<i32> {
             after.split_whitespace().nth(1) == Some(parent.to_string().as_str())
         })
         .collect()
-}
-
-fn run_as() -> Option<User> {
-    Uid::effective().is_root().then(|| {
-        User::from_name("postgres")
-            .unwrap()
-            .expect("a postgres user")
-    })
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
 }

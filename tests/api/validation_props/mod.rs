@@ -266,7 +266,7 @@ proptest! {
         types in types(false),
         max_in_flight in prop_oneof![0u32..3, 99_999u32..100_002, any::<u32>()],
     ) {
-        let req = pb::SubscribeRequest { topic, consumer, start, types, max_in_flight, config: None, batch_records: 0 };
+        let req = pb::SubscribeRequest { topic, consumer, start, types, max_in_flight, config: None, batch_records: 0, last_seen: None };
         let faults = subscribe_faults(&req);
         check(validate::subscribe(req.clone()), &faults, |p| {
             prop_assert_eq!(&p.topic, &req.topic);

@@ -45,6 +45,7 @@ pub fn valid_subscribe() -> Vec<u8> {
         max_in_flight: 10,
         config: None,
         batch_records: 0,
+        last_seen: None,
     }
     .encode_to_vec()
 }
