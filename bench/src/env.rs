@@ -87,7 +87,7 @@ impl Env {
                 settings.push(("pg_stat_statements.track_utility".into(), "off".into()));
             }
             settings.extend(cfg.pg_settings.iter().cloned());
-            let cluster = Cluster::start(root, settings)
+            let cluster = Cluster::start(root, settings.clone())
                 .await
                 .context("start the PostgreSQL cluster")?;
             let admin = sqlx::PgPool::connect(&cluster.url("postgres")).await?;
@@ -99,7 +99,7 @@ impl Env {
             }
             if cfg.sync_standby {
                 let root = env._work.0.join("pg-standby");
-                let standby = Standby::start(root, cluster.port, &admin)
+                let standby = Standby::start(root, cluster.port, settings, &admin)
                     .await
                     .context("start the synchronous standby")?;
                 env.standby = Some(standby);

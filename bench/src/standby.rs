@@ -21,11 +21,22 @@ pub struct Standby {
 }
 
 impl Standby {
-    /// Makes and starts a standby of the primary on `primary_port` under `root`, waits
-    /// until it streams, then names it in `synchronous_standby_names` on the primary.
-    pub async fn start(root: PathBuf, primary_port: u16, admin: &PgPool) -> Result<Self> {
+    /// Makes and starts a standby of the primary on `primary_port` under `root`, with
+    /// the primary's `settings` (a hot standby refuses to start with a lower
+    /// `max_connections` than its primary's), waits until it streams, then names it in
+    /// `synchronous_standby_names` on the primary.
+    pub async fn start(
+        root: PathBuf,
+        primary_port: u16,
+        settings: Vec<(String, String)>,
+        admin: &PgPool,
+    ) -> Result<Self> {
         let cluster = tokio::task::spawn_blocking(move || {
-            let cluster = PgCluster::new(&root)?;
+            let cluster = settings
+                .iter()
+                .fold(PgCluster::new(&root)?, |c, (name, value)| {
+                    c.with_setting(name, value)
+                });
             cluster.base_backup_from(primary_port, NAME)?;
             cluster.ensure_running()?;
             Ok::<_, anyhow::Error>(cluster)

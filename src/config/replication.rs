@@ -9,10 +9,12 @@ pub enum SyncCommit {
     /// publishes even with `synchronous_standby_names` set.
     Local,
     /// A synchronous standby has received and written the commit (not flushed it).
+    #[value(name = "remote_write")]
     RemoteWrite,
     /// A synchronous standby has flushed the commit to its disk (PostgreSQL's default).
     On,
     /// A synchronous standby has flushed and applied it (visible to reads there).
+    #[value(name = "remote_apply")]
     RemoteApply,
 }
 
@@ -36,7 +38,17 @@ impl SyncCommit {
 
 #[cfg(test)]
 mod tests {
+    use clap::ValueEnum;
+
     use super::*;
+
+    #[test]
+    fn the_flag_takes_postgresqls_own_spelling() {
+        for level in SyncCommit::value_variants() {
+            let name = level.to_possible_value().unwrap().get_name().to_owned();
+            assert_eq!(name, level.as_setting());
+        }
+    }
 
     #[test]
     fn only_local_commits_skip_the_standby() {

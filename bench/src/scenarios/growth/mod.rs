@@ -20,7 +20,9 @@
 //!   first record;
 //! - `ListConsumers`: 100 calls of a page of 100 consumers.
 //!
-//! (The call probes start no call after 120 s and say how many they made.)
+//! (The call probes start no call after 120 s and say how many they made.) Each size
+//! is probed after `VACUUM (ANALYZE)` of pulsebus's tables and a CHECKPOINT, so sizes
+//! are compared in the same state, not by how recently their rows were written.
 //!
 //! Rows at a size carry their ratio to the same probe on the empty table in the notes
 //! (`vs empty: rate 0.97x, p50 1.02x, p99 1.10x`), flagged when one is more than 20 %
@@ -159,6 +161,9 @@ async fn measure(
 ) -> Result<()> {
     let label = format!("{} @ {tag}", layout_label(topics.len()));
     let consumer_tag: String = tag.chars().filter(char::is_ascii_alphanumeric).collect();
+    let url = ctx.env.db_url("pulsebus").context("no cluster")?;
+    sizes::vacuum(&url).await?;
+    ctx.env.checkpoint().await;
     let (rows, head) = probes::all(ctx, index, &topics[0], &consumer_tag).await;
     for (probe, row) in rows {
         let key = probe.split(" (").next().unwrap_or(&probe).to_owned();
@@ -178,7 +183,6 @@ async fn measure(
     }
     let head = u64::try_from(head?).unwrap_or(0);
     probed.counts[0] = head.max(probed.counts[0]);
-    let url = ctx.env.db_url("pulsebus").context("no cluster")?;
     let sizes = sizes::sizes(&url).await?;
     let events = probed.counts.iter().sum::<u64>();
     ctx.env.notes.push(sizes.note(&label, events));
