@@ -86,15 +86,21 @@ pub async fn connect(url: &str, config: &DatabaseConfig) -> Result<Database, DbE
     Ok(Database { pool, primary })
 }
 
-/// Asks the hosts, with back-off (backon), until one is the primary or `timeout` has
-/// passed; then fails naming what each host answered.
-async fn find_primary(primary: &Primary, timeout: Duration) -> Result<(), DbError> {
-    let backoff = ExponentialBuilder::default()
+/// Exponential back-off with jitter from 10 ms to [`MAX_RETRY_PAUSE`], for `timeout`
+/// in all.
+fn retrying_for(timeout: Duration) -> ExponentialBuilder {
+    ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(10))
         .with_max_delay(MAX_RETRY_PAUSE)
         .without_max_times()
         .with_total_delay(Some(timeout))
-        .with_jitter();
+        .with_jitter()
+}
+
+/// Asks the hosts, with back-off (backon), until one is the primary or `timeout` has
+/// passed; then fails naming what each host answered.
+async fn find_primary(primary: &Primary, timeout: Duration) -> Result<(), DbError> {
+    let backoff = retrying_for(timeout);
     let attempt = || async {
         match primary.find(timeout).await {
             (Some(index), _) => Ok(index),
@@ -140,12 +146,7 @@ async fn first_connection(
     options: &PgConnectOptions,
     timeout: Duration,
 ) -> Result<PgConnection, DbError> {
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(10))
-        .with_max_delay(MAX_RETRY_PAUSE)
-        .without_max_times()
-        .with_total_delay(Some(timeout))
-        .with_jitter();
+    let backoff = retrying_for(timeout);
     let attempt = || async {
         match tokio::time::timeout(timeout, PgConnection::connect_with(options)).await {
             Ok(result) => result.map_err(Some),
