@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use pulsebus::embedded_pg::cluster_url;
+use pulsebus::embedded_pg::{EmbeddedError, PgCluster, cluster_url};
 
 use super::{DataDir, settle};
 
@@ -104,11 +104,12 @@ impl ReplicatedPair {
     /// Stops the primary with a fast shutdown, which sends the standby all of its WAL
     /// first: the first half of a clean switchover.
     pub async fn stop_primary(&self) {
-        let cluster = self.primary_dir.cluster();
-        tokio::task::spawn_blocking(move || cluster.stop())
-            .await
-            .unwrap()
-            .expect("the primary stops");
+        in_background(
+            self.primary_dir.cluster(),
+            |c| c.stop(),
+            "the primary stops",
+        )
+        .await;
     }
 
     /// Kills the primary's postmaster and every one of its children at once, as a
@@ -128,20 +129,22 @@ impl ReplicatedPair {
     /// Starts the old primary again, as the primary it was (after [`Self::kill_primary`]
     /// and a promotion: split brain, two primaries).
     pub async fn restart_old_primary(&self) {
-        let cluster = self.primary_dir.cluster();
-        tokio::task::spawn_blocking(move || cluster.ensure_running())
-            .await
-            .unwrap()
-            .expect("the old primary starts again");
+        in_background(
+            self.primary_dir.cluster(),
+            |c| c.ensure_running(),
+            "the old primary starts again",
+        )
+        .await;
     }
 
     /// Promotes the standby (`pg_ctl promote -w`): it is the primary once this returns.
     pub async fn promote_standby(&self) {
-        let cluster = self.standby_dir.cluster();
-        tokio::task::spawn_blocking(move || cluster.promote())
-            .await
-            .unwrap()
-            .expect("the standby is promoted");
+        in_background(
+            self.standby_dir.cluster(),
+            |c| c.promote(),
+            "the standby is promoted",
+        )
+        .await;
     }
 
     /// The URL of database `db` on the primary.
@@ -173,21 +176,23 @@ impl ReplicatedPair {
 
     /// Stops the standby (fast shutdown): synchronous commits wait from now on.
     pub async fn stop_standby(&self) {
-        let cluster = self.standby_dir.cluster();
-        tokio::task::spawn_blocking(move || cluster.stop())
-            .await
-            .unwrap()
-            .expect("the standby stops");
+        in_background(
+            self.standby_dir.cluster(),
+            |c| c.stop(),
+            "the standby stops",
+        )
+        .await;
         self.wait_streaming(false).await;
     }
 
     /// Starts the standby again and waits until it is synchronous once more.
     pub async fn start_standby(&self) {
-        let cluster = self.standby_dir.cluster();
-        tokio::task::spawn_blocking(move || cluster.ensure_running())
-            .await
-            .unwrap()
-            .expect("the standby starts again");
+        in_background(
+            self.standby_dir.cluster(),
+            |c| c.ensure_running(),
+            "the standby starts again",
+        )
+        .await;
         self.wait_sync_state("sync").await;
     }
 
@@ -229,6 +234,18 @@ impl ReplicatedPair {
         .await;
         assert_eq!(found.as_deref(), Some(state), "the standby's sync_state");
     }
+}
+
+/// Runs the blocking `op` on `cluster` off the async threads; panics with `what`.
+async fn in_background<T: Send + 'static>(
+    cluster: PgCluster,
+    op: impl FnOnce(&PgCluster) -> Result<T, EmbeddedError> + Send + 'static,
+    what: &str,
+) -> T {
+    tokio::task::spawn_blocking(move || op(&cluster))
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 /// The pids whose parent is `parent` (from /proc).
